@@ -1,0 +1,363 @@
+"""Attention, from the notes' first formula to multi-head self-attention.
+
+The notes build attention in four steps, and so does this module:
+
+1. soft attention over the encoder states H = [h_1, ..., h_n] with a query q::
+
+       a_i = softmax(s(h_i, q)) = exp(s(h_i, q)) / sum_j exp(s(h_j, q))
+       context = sum_i a_i * h_i
+
+   The score function s is a module: :class:`DotScore`, :class:`ScaledDotScore`,
+   :class:`AdditiveScore`, :class:`BilinearScore`. :func:`attend` computes a and context.
+2. key-value attention: the same with (K, V) instead of H (``attend(q, K, V)``).
+3. scaled dot-product attention, Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V,
+   with a boolean mask: :func:`scaled_dot_product_attention`.
+4. multi-head attention: :class:`MultiHeadAttention`, whose heads' contexts are concatenated
+   (context_1 ⊕ ... ⊕ context_m) and projected.
+
+Shapes: B batch, h heads, Tq / Tk query / key lengths, d model width.
+Masks are boolean and **True means "may attend"**, the convention of
+``torch.nn.functional.scaled_dot_product_attention``. A query row whose keys are all
+masked gets all-zero weights and a zero output, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DotScore",
+    "ScaledDotScore",
+    "AdditiveScore",
+    "BilinearScore",
+    "SCORE_NAMES",
+    "make_score",
+    "attend",
+    "masked_softmax",
+    "scaled_dot_product_attention",
+    "MultiHeadAttention",
+    "causal_mask",
+    "padding_mask",
+]
+
+
+# ---------------------------------------------------------------------------
+# Input checks: every public function names the argument, the expected shape and what it got.
+# ---------------------------------------------------------------------------
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def _check_tensor(name: str, t, min_dim: int, what: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {what}, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor of shape {what}, got dtype {t.dtype}")
+    if t.dim() < min_dim:
+        raise ValueError(f"{name} must have shape {what}, got {_shape(t)}")
+
+
+def _check_mask(mask, expected: tuple[int, ...], what: str) -> None:
+    """mask must be boolean and broadcastable to ``expected`` (..., Tq, Tk)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a bool torch.Tensor broadcastable to {what}, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"mask must have dtype torch.bool (True = may attend), got {mask.dtype}; "
+            "convert with mask.bool() (and invert it if 1 meant 'blocked')"
+        )
+    try:
+        shape = torch.broadcast_shapes(mask.shape, expected)
+    except RuntimeError:
+        shape = None
+    if shape != torch.Size(expected):
+        raise ValueError(f"mask must be broadcastable to {what} = {tuple(expected)}, got {_shape(mask)}")
+
+
+# ---------------------------------------------------------------------------
+# Score functions s(k, q): each maps (query (..., Tq, d_q), keys (..., Tk, d_k)) to (..., Tq, Tk).
+# ---------------------------------------------------------------------------
+
+class _Score(nn.Module):
+    """Base class: checks shapes, then calls ``_scores``."""
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        _check_tensor("query", query, 2, "(..., Tq, d_q)")
+        _check_tensor("keys", keys, 2, "(..., Tk, d_k)")
+        self._check_widths(query, keys)
+        return self._scores(query, keys)
+
+    def _check_widths(self, query: torch.Tensor, keys: torch.Tensor) -> None:
+        if query.shape[-1] != keys.shape[-1]:
+            raise ValueError(
+                f"{type(self).__name__} needs query and keys of the same width: "
+                f"query {_shape(query)}, keys {_shape(keys)}"
+            )
+
+
+class DotScore(_Score):
+    """s(k, q) = k · q. No parameters; query and keys must have the same width."""
+
+    def _scores(self, query, keys):
+        return query @ keys.transpose(-2, -1)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
+
+
+class ScaledDotScore(_Score):
+    """s(k, q) = k · q / sqrt(d): the dot product, kept at unit variance as the width d grows."""
+
+    def _scores(self, query, keys):
+        return query @ keys.transpose(-2, -1) / math.sqrt(query.shape[-1])
+
+
+class AdditiveScore(_Score):
+    """s(k, q) = v^T tanh(W_q q + W_k k) (Bahdanau et al., 2015): a one-hidden-layer network.
+
+    Query and keys may have different widths ``d_query`` and ``d_key``.
+    """
+
+    def __init__(self, d_query: int, d_key: int, d_hidden: int):
+        super().__init__()
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def _check_widths(self, query, keys):
+        if query.shape[-1] != self.w_q.in_features:
+            raise ValueError(f"query must have width d_query={self.w_q.in_features}, got {_shape(query)}")
+        if keys.shape[-1] != self.w_k.in_features:
+            raise ValueError(f"keys must have width d_key={self.w_k.in_features}, got {_shape(keys)}")
+
+    def _scores(self, query, keys):
+        # (..., Tq, 1, d_hidden) + (..., 1, Tk, d_hidden): every query meets every key
+        hidden = torch.tanh(self.w_q(query).unsqueeze(-2) + self.w_k(keys).unsqueeze(-3))
+        return self.v(hidden).squeeze(-1)  # (..., Tq, Tk)
+
+
+class BilinearScore(_Score):
+    """s(k, q) = q^T W k (Luong et al., 2015, "general"): a learned dot product."""
+
+    def __init__(self, d_query: int, d_key: int):
+        super().__init__()
+        self.w = nn.Linear(d_key, d_query, bias=False)  # maps each key into the query space
+
+    def _check_widths(self, query, keys):
+        if query.shape[-1] != self.w.out_features:
+            raise ValueError(f"query must have width d_query={self.w.out_features}, got {_shape(query)}")
+        if keys.shape[-1] != self.w.in_features:
+            raise ValueError(f"keys must have width d_key={self.w.in_features}, got {_shape(keys)}")
+
+    def _scores(self, query, keys):
+        return query @ self.w(keys).transpose(-2, -1)
+
+
+SCORE_NAMES = ("additive", "dot", "scaled_dot", "bilinear")
+
+
+def make_score(name: str, d_query: int, d_key: int | None = None, d_hidden: int | None = None) -> nn.Module:
+    """The score module called ``name`` (one of :data:`SCORE_NAMES`) for these widths.
+
+    ``d_key`` defaults to ``d_query``; ``d_hidden`` (additive only) defaults to ``d_query``.
+    """
+    d_key = d_query if d_key is None else d_key
+    if name == "additive":
+        return AdditiveScore(d_query, d_key, d_hidden or d_query)
+    if name == "bilinear":
+        return BilinearScore(d_query, d_key)
+    if name in ("dot", "scaled_dot"):
+        if d_query != d_key:
+            raise ValueError(f"a {name} score needs d_query == d_key, got {d_query} and {d_key}")
+        return DotScore() if name == "dot" else ScaledDotScore()
+    raise ValueError(f"name must be one of {SCORE_NAMES}, got {name!r}")
+
+
+# ---------------------------------------------------------------------------
+# Softmax with a mask, and soft / key-value attention
+# ---------------------------------------------------------------------------
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over the last axis where ``mask`` is True; masked entries get exactly 0.
+
+    scores (..., Tq, Tk); mask bool, broadcastable to scores. A row with no allowed entry
+    becomes all zeros (a plain softmax of all -inf would give NaN).
+    """
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    # Masking happens *before* the softmax: -inf scores get weight exp(-inf) = 0 and the
+    # remaining weights still sum to 1.
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return weights.nan_to_num(0.0)  # fully masked rows: 0/0 -> 0
+
+
+def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
+           score: nn.Module | None = None, mask: torch.Tensor | None = None):
+    """Soft attention: a = softmax(s(k_i, q)), context = sum_i a_i * v_i.
+
+    Args:
+        query: (..., Tq, d_q), or (..., d_q) for a single query per batch element.
+        keys: (..., Tk, d_k): the h_i of plain attention, the k_i of key-value attention.
+        values: (..., Tk, d_v); defaults to ``keys`` (plain attention over H).
+        score: a score module s(k, q); defaults to :class:`ScaledDotScore`.
+        mask: bool, broadcastable to (..., Tq, Tk); True = may attend.
+
+    Returns:
+        context (..., Tq, d_v) and weights a (..., Tq, Tk); without the Tq axis if the
+        query had none.
+    """
+    _check_tensor("keys", keys, 2, "(..., Tk, d_k)")
+    _check_tensor("query", query, 1, "(..., Tq, d_q) or (..., d_q)")
+    values = keys if values is None else values
+    _check_tensor("values", values, 2, "(..., Tk, d_v)")
+    if values.shape[-2] != keys.shape[-2]:
+        raise ValueError(
+            f"values must have one row per key: keys {_shape(keys)} has Tk={keys.shape[-2]}, "
+            f"values {_shape(values)} has {values.shape[-2]}"
+        )
+    single = query.dim() == keys.dim() - 1  # one query vector per batch element
+    if single:
+        query = query.unsqueeze(-2)
+    elif query.dim() != keys.dim():
+        raise ValueError(
+            f"query must have shape (..., Tq, d_q) or (..., d_q) matching keys {_shape(keys)}, got {_shape(query)}"
+        )
+    score = ScaledDotScore() if score is None else score
+    scores = score(query, keys)  # (..., Tq, Tk)
+    if mask is not None:
+        _check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
+    weights = masked_softmax(scores, mask)
+    context = weights @ values  # (..., Tq, Tk) @ (..., Tk, d_v) -> (..., Tq, d_v)
+    if single:
+        return context.squeeze(-2), weights.squeeze(-2)
+    return context, weights
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
+                                 generator: torch.Generator | None = None):
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, written out.
+
+    Args:
+        q: (..., Tq, d_k); k: (..., Tk, d_k); v: (..., Tk, d_v).
+        mask: bool, broadcastable to (..., Tq, Tk); True = may attend.
+        dropout_p: dropout on the attention weights (training only; 0 keeps it exact).
+
+    Returns:
+        output (..., Tq, d_v) and weights (..., Tq, Tk). Rows with no allowed key are zero.
+    """
+    _check_tensor("q", q, 2, "(..., Tq, d_k)")
+    _check_tensor("k", k, 2, "(..., Tk, d_k)")
+    _check_tensor("v", v, 2, "(..., Tk, d_v)")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must have the same width d_k: q {_shape(q)}, k {_shape(k)}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length Tk: k {_shape(k)}, v {_shape(v)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., Tq, Tk)
+    if mask is not None:
+        _check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
+    weights = masked_softmax(scores, mask)
+    attn = weights
+    if dropout_p > 0.0:
+        keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout_p
+        attn = weights * keep / (1.0 - dropout_p)
+    return attn @ v, weights
+
+
+# ---------------------------------------------------------------------------
+# Multi-head attention
+# ---------------------------------------------------------------------------
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention: h heads attend in parallel, their contexts are concatenated.
+
+    For head m: context_i^m = sum_j a_ij^m v_j^m with a_ij^m = softmax_j(q_i^m · k_j^m / sqrt(d_k));
+    then context = (context^1 ⊕ ... ⊕ context^h) W_o.
+
+    Given the same weights it equals ``torch.nn.MultiheadAttention(d_model, num_heads, batch_first=True)``
+    (see ``tests/test_attention.py``).
+
+    Args:
+        d_model: width d of queries, keys, values and output; divisible by num_heads.
+        num_heads: h; each head works in d_model // num_heads dimensions.
+        dropout: dropout on the attention weights during training.
+        bias: whether the four projections have biases.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        if not isinstance(d_model, int) or d_model <= 0:
+            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        if not isinstance(num_heads, int) or num_heads <= 0:
+            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        if d_model % num_heads != 0:
+            raise ValueError(
+                f"d_model must be divisible by num_heads so each head gets d_model // num_heads dimensions: "
+                f"got d_model={d_model}, num_heads={num_heads}"
+            )
+        self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
+        self.dropout = dropout
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.d_head).transpose(1, 2)  # (B, T, d) -> (B, h, T, d_head)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None = None):
+        """query (B, Tq, d), key and value (B, Tk, d); mask bool broadcastable to (B, h, Tq, Tk).
+
+        Returns output (B, Tq, d) and the weights of every head (B, h, Tq, Tk).
+        """
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            _check_tensor(name, t, 3, f"(B, T, d_model={self.d_model})")
+            if t.dim() != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {_shape(t)}")
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"key and value must have the same (B, Tk): key {_shape(key)}, value {_shape(value)}")
+        if query.shape[0] != key.shape[0]:
+            raise ValueError(f"query and key must have the same batch size: query {_shape(query)}, key {_shape(key)}")
+        B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
+        if mask is not None:
+            _check_mask(mask, (B, self.num_heads, Tq, Tk), "(B, h, Tq, Tk)")
+
+        q = self._split_heads(self.w_q(query))  # (B, h, Tq, d_head)
+        k = self._split_heads(self.w_k(key))    # (B, h, Tk, d_head)
+        v = self._split_heads(self.w_v(value))  # (B, h, Tk, d_head)
+        p = self.dropout if self.training else 0.0
+        context, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+        # concatenate the heads: (B, h, Tq, d_head) -> (B, Tq, h * d_head) = context_1 ⊕ ... ⊕ context_h
+        context = context.transpose(1, 2).reshape(B, Tq, self.d_model)
+        return self.w_o(context), weights
+
+
+# ---------------------------------------------------------------------------
+# Masks (True = may attend)
+# ---------------------------------------------------------------------------
+
+def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(T, T) bool, True on and below the diagonal: position i may attend to positions j <= i."""
+    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(token_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """(B, 1, 1, T) bool, True where ``token_ids`` (B, T) is a real token (not ``pad_id``).
+
+    The two singleton axes broadcast over heads and query positions.
+    """
+    if not isinstance(token_ids, torch.Tensor):
+        raise TypeError(f"token_ids must be a torch.Tensor of shape (B, T), got {type(token_ids).__name__}")
+    if token_ids.dim() != 2:
+        raise ValueError(f"token_ids must have shape (B, T), got {_shape(token_ids)}")
+    if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
+        raise TypeError(f"token_ids must be an integer tensor, got dtype {token_ids.dtype}")
+    return (token_ids != pad_id)[:, None, None, :]

@@ -1,0 +1,880 @@
+"""Auto-checked exercises for the course notebooks: ``check``, ``hint``, ``solution``.
+
+In a notebook::
+
+    from course_lib.exercises import check, hint, solution
+
+    def my_soft_attention(H, q):
+        raise NotImplementedError  # your code here
+
+    check("soft_attention", my_soft_attention)  # one-line verdict, returns True / False
+    hint("soft_attention")                      # the next hint (2-3 per exercise)
+    solution("soft_attention")                  # the reference solution's source code
+
+``check`` never raises because of a mistake in the learner's code: an untouched
+starter is reported as "not attempted", any other exception is reported in one
+line. It raises only for programming errors in the call itself (unknown exercise
+name -> ``ValueError``, something that is not a function -> ``TypeError``).
+
+Adding an exercise (for instructors)
+------------------------------------
+Most exercises are "call the function on a few inputs and compare its outputs with
+a reference". :class:`OutputChecker` does all of that; you give it
+
+- ``outputs``: the names of the returned values, e.g. ``("a", "context")``;
+- ``reference``: a correct implementation (plain torch code);
+- ``make_cases``: a function ``generator -> list[Case]`` that builds the test
+  inputs from the seeded ``torch.Generator`` it receives (so checks are
+  deterministic);
+- ``mistakes``: classic mistakes, each a :class:`Mistake` with one or more wrong
+  implementations (``variants``). When the learner's outputs match a variant (and
+  not the reference), ``check`` prints that mistake's ``problem`` and ``fix``.
+
+then registers it::
+
+    register(Exercise(
+        name="double",                       # a Python identifier
+        signature="double(x) -> y",
+        checker=OutputChecker(
+            outputs=("y",),
+            reference=lambda x: (2 * x,),
+            make_cases=lambda g: [Case("x (3,)", (torch.randn(3, generator=g),))],
+            mistakes=[Mistake("y is x squared, not doubled", "use 2 * x",
+                              variants=(lambda x: (x * x,),))],
+        ),
+        hints=("Multiply by 2.",),
+        solution="def double(x):\\n    return 2 * x\\n",  # must define `def double`
+    ))
+
+A checker can also be any callable ``checker(fn) -> Failure | None`` (``None``
+means "correct"); call the learner's function through :func:`call_learner` so that
+"not attempted" and learner exceptions are reported properly.
+
+The solution source must define a function named like the exercise; the test
+suite executes every registered solution and checks that it passes its own
+checker, so solutions cannot silently rot.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import difflib
+import io
+import math
+import traceback
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import torch
+
+__all__ = [
+    "Case",
+    "Exercise",
+    "Failure",
+    "LearnerError",
+    "Mistake",
+    "NotAttempted",
+    "OutputChecker",
+    "call_learner",
+    "check",
+    "exercise_names",
+    "get_exercise",
+    "hint",
+    "register",
+    "reset_hints",
+    "solution",
+    "unregister",
+]
+
+SEED = 20240601  # every built-in checker builds its inputs from this seed
+ATOL = 1e-5
+RTOL = 1e-4
+
+
+# ---------------------------------------------------------------------------
+# Data types
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a checker returns when the learner's function is not correct.
+
+    ``summary`` goes on the verdict line (``❌ <name>: <summary>``); ``details``
+    are at most two short extra lines (which input, expected vs got, how to fix).
+    """
+
+    summary: str
+    details: tuple[str, ...] = ()
+    icon: str = "❌"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test input: a short description for messages and the positional args.
+
+    ``note`` is printed when this is the first input the learner's function fails
+    and no specific mistake was recognised (e.g. "first input with a mask").
+    """
+
+    description: str
+    args: tuple
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A classic mistake, recognised by comparing the learner with wrong variants.
+
+    Each variant takes the same arguments as the exercise and returns the same
+    outputs, computed with this one mistake. The learner "made" the mistake on an
+    input when their outputs match a variant's (NaN matching NaN) while the
+    variant differs from the reference, or when both raise the same exception.
+    """
+
+    problem: str  # what is wrong, in the learner's words (verdict line)
+    fix: str  # how to fix it (one short line)
+    variants: tuple[Callable[..., Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A registered exercise.
+
+    ``checker(fn)`` returns ``None`` when ``fn`` is correct, else a :class:`Failure`.
+    ``solution`` is Python source defining ``def <name>(...)``.
+    """
+
+    name: str
+    signature: str
+    checker: Callable[[Callable], Failure | None]
+    hints: tuple[str, ...]
+    solution: str
+
+
+class NotAttempted(Exception):
+    """The learner's function still raises ``NotImplementedError`` (untouched starter)."""
+
+
+class LearnerError(Exception):
+    """An exception raised inside the learner's function (kept in ``.original``)."""
+
+    def __init__(self, original: BaseException, fn: Callable):
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
+        self.fn = fn
+
+    def one_line(self) -> str:
+        """``"RuntimeError: message"`` with only the first line of the message."""
+        text = str(self.original).strip().splitlines()
+        message = _shorten(text[0], 100) if text else ""
+        name = type(self.original).__name__
+        return f"{name}: {message}" if message else name
+
+    def learner_line(self) -> str:
+        """The line of the learner's code that raised, or "" if not found."""
+        code = getattr(self.fn, "__code__", None)
+        if code is None:
+            return ""
+        for frame in reversed(traceback.extract_tb(self.original.__traceback__)):
+            if frame.filename == code.co_filename and frame.line:
+                return frame.line.strip()
+        return ""
+
+
+def call_learner(fn: Callable, *args, **kwargs):
+    """Call the learner's function, translating its exceptions for :func:`check`.
+
+    ``NotImplementedError`` becomes :class:`NotAttempted`; any other exception
+    becomes :class:`LearnerError`.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise NotAttempted() from exc
+    except Exception as exc:  # the learner's code may raise anything
+        raise LearnerError(exc, fn) from exc
+
+
+# ---------------------------------------------------------------------------
+# The generic "compare outputs with a reference" checker
+# ---------------------------------------------------------------------------
+
+
+def _shorten(text: str, limit: int = 140) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shape(x: torch.Tensor) -> str:
+    return str(tuple(x.shape))
+
+
+def _clone(args: tuple) -> tuple:
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the learner's function did on one case: returned ``value`` or raised ``error``."""
+
+    value: Any = None
+    error: LearnerError | None = None
+
+
+@dataclass
+class OutputChecker:
+    """Checks a function by comparing its outputs with ``reference`` on fixed inputs.
+
+    The learner's function must return a tuple of tensors named ``outputs`` (or a
+    single tensor when there is one output), with the reference's shapes and
+    values (``torch.allclose`` with ``atol``/``rtol``, compared in float64 so both
+    float32 and float64 results are accepted).
+    """
+
+    outputs: tuple[str, ...]
+    reference: Callable[..., tuple]
+    make_cases: Callable[[torch.Generator], list[Case]]
+    mistakes: Sequence[Mistake] = ()
+    seed: int = SEED
+    atol: float = ATOL
+    rtol: float = RTOL
+
+    def cases(self) -> list[Case]:
+        """The test inputs, rebuilt from the fixed seed (identical on every call)."""
+        return self.make_cases(torch.Generator().manual_seed(self.seed))
+
+    # -- the check ---------------------------------------------------------
+
+    def __call__(self, fn: Callable) -> Failure | None:
+        cases = self.cases()
+        wanted = [self._as_tuple(self.reference(*_clone(c.args))) for c in cases]
+        first_outcome = None
+        for i, case in enumerate(cases):
+            try:
+                outcome = _Outcome(value=call_learner(fn, *_clone(case.args)))
+            except NotAttempted:
+                if i == 0:
+                    raise
+                return Failure(
+                    "not finished yet — your function raises NotImplementedError for some inputs",
+                    (f"On input {case.description}.",),
+                    icon="⏳",
+                )
+            except LearnerError as err:
+                outcome = _Outcome(error=err)
+            if self._problem(outcome, wanted[i]) is not None:
+                first_outcome = outcome
+                break
+        else:
+            return None
+
+        found = self._diagnose(fn, cases, wanted, i, first_outcome)
+        if found is not None:
+            mistake, j, outcome_j = found
+            return Failure(
+                mistake.problem,
+                (self._evidence(cases[j], outcome_j, wanted[j]), mistake.fix),
+            )
+        return self._generic_failure(cases[i], first_outcome, wanted[i])
+
+    # -- comparing ---------------------------------------------------------
+
+    def _as_tuple(self, value):
+        """With a single output, the function may return it bare instead of in a tuple."""
+        if len(self.outputs) == 1 and not isinstance(value, (tuple, list)):
+            return (value,)
+        return value
+
+    def _structure_problem(self, value) -> tuple[str, str] | None:
+        """(kind, message) when ``value`` is not a tuple of tensors, else None."""
+        names = ", ".join(self.outputs)
+        n = len(self.outputs)
+        if value is None or (n == 1 and value == (None,)):
+            ret = f"return {names}"
+            return "return", f"your function returned None — did you forget `{ret}`?"
+        if n > 1 and not isinstance(value, (tuple, list)):
+            return "return", f"expected a tuple ({names}), got a {type(value).__name__}"
+        if isinstance(value, (tuple, list)) and len(value) != n:
+            return "return", f"expected {n} value(s) ({names}), got {len(value)}"
+        for name, got in zip(self.outputs, value):
+            if not isinstance(got, torch.Tensor):
+                return name, f"expected {name} to be a torch.Tensor, got {type(got).__name__}"
+            if got.is_complex():
+                return name, f"expected {name} to be a real tensor, got dtype {got.dtype}"
+        return None
+
+    def _close(self, got: torch.Tensor, want: torch.Tensor, equal_nan: bool = False) -> bool:
+        return got.shape == want.shape and torch.allclose(
+            got.detach().to(torch.float64),
+            want.detach().to(torch.float64),
+            atol=self.atol,
+            rtol=self.rtol,
+            equal_nan=equal_nan,
+        )
+
+    def _problem(self, outcome: _Outcome, wanted: tuple) -> tuple[str, str] | None:
+        """(kind, message) describing how ``outcome`` differs from ``wanted``, or None."""
+        if outcome.error is not None:
+            return "error", f"your function raised {outcome.error.one_line()}"
+        value = self._as_tuple(outcome.value)
+        problem = self._structure_problem(value)
+        if problem is not None:
+            return problem
+        for name, got, want in zip(self.outputs, value, wanted):
+            if got.shape != want.shape:
+                return name, f"expected {name} of shape {_shape(want)}, got {_shape(got)}"
+        for name, got, want in zip(self.outputs, value, wanted):
+            if not self._close(got, want):
+                g = got.detach().to(torch.float64)
+                w = want.detach().to(torch.float64)
+                bad = ~torch.isclose(g, w, atol=self.atol, rtol=self.rtol)
+                index = tuple(int(k) for k in bad.nonzero()[0])
+                where = f"{name}[{', '.join(map(str, index))}]"
+                expected, got_value = _fmt(w[index].item()), _fmt(g[index].item())
+                return name, f"{where} should be {expected}, got {got_value}"
+        return None
+
+    def _matches(self, outcome: _Outcome, variant_outcome: _Outcome, wanted: tuple) -> bool:
+        """True when the learner's outcome reproduces a (wrong) variant's outcome."""
+        if outcome.error is not None or variant_outcome.error is not None:
+            a, b = outcome.error, variant_outcome.error
+            return (
+                a is not None
+                and b is not None
+                and type(a.original) is type(b.original)
+                and str(a.original) == str(b.original)
+            )
+        got = self._as_tuple(outcome.value)
+        bad = self._as_tuple(variant_outcome.value)
+        if self._structure_problem(got) or self._structure_problem(bad):
+            return False
+        if all(self._close(b, w) for b, w in zip(bad, wanted)):  # not a mistake here
+            return False
+        return all(self._close(g, b, equal_nan=True) for g, b in zip(got, bad))
+
+    # -- diagnosing --------------------------------------------------------
+
+    def _all_mistakes(self) -> list[Mistake]:
+        mistakes = list(self.mistakes)
+        if len(self.outputs) == 2:
+
+            def swapped(*args):
+                first, second = self._as_tuple(self.reference(*args))
+                return second, first
+
+            names = ", ".join(self.outputs)
+            mistakes.append(
+                Mistake(
+                    "the outputs are in the wrong order",
+                    f"return ({names}) in this order.",
+                    variants=(swapped,),
+                )
+            )
+        return mistakes
+
+    def _run_variant(self, variant, case: Case) -> _Outcome:
+        try:
+            with warnings.catch_warnings():  # e.g. the k.T deprecation warning
+                warnings.simplefilter("ignore")
+                return _Outcome(value=variant(*_clone(case.args)))
+        except Exception as exc:
+            return _Outcome(error=LearnerError(exc, variant))
+
+    def _diagnose(self, fn, cases, wanted, first, first_outcome):
+        """Find a known mistake on the first failing case, else on a later case.
+
+        A mistake seen only on a later case must also explain the first failure
+        (its variant is wrong there too), so that e.g. an unrelated exception on
+        the first input is not blamed on a mask problem seen later.
+        Returns (mistake, case index, learner outcome on that case) or None.
+        """
+        mistakes = self._all_mistakes()
+        for j in range(first, len(cases)):
+            if j == first:
+                outcome = first_outcome
+            else:
+                # the learner's prints were shown once already; keep the output short
+                with contextlib.redirect_stdout(io.StringIO()):
+                    try:
+                        outcome = _Outcome(value=call_learner(fn, *_clone(cases[j].args)))
+                    except NotAttempted:
+                        continue
+                    except LearnerError as err:
+                        outcome = _Outcome(error=err)
+            if self._problem(outcome, wanted[j]) is None:
+                continue
+            for mistake in mistakes:
+                for variant in mistake.variants:
+                    if not self._matches(outcome, self._run_variant(variant, cases[j]), wanted[j]):
+                        continue
+                    if j == first or self._problem(
+                        self._run_variant(variant, cases[first]), wanted[first]
+                    ):
+                        return mistake, j, outcome
+        return None
+
+    def _evidence(self, case: Case, outcome: _Outcome, wanted: tuple) -> str:
+        _, message = self._problem(outcome, wanted)
+        line = outcome.error.learner_line() if outcome.error is not None else ""
+        at = f" (at `{_shorten(line, 60)}`)" if line else ""
+        return f"On input {case.description}: {message}{at}."
+
+    def _generic_failure(self, case: Case, outcome: _Outcome, wanted: tuple) -> Failure:
+        kind, message = self._problem(outcome, wanted)
+        note = (case.note,) if case.note else ()
+        if kind == "error":
+            line = outcome.error.learner_line()
+            at = f" at `{_shorten(line, 60)}`" if line else ""
+            return Failure(message, (f"On input {case.description}{at}.",) + note)
+        if kind == "return":
+            summary = "wrong return value"
+        elif message.startswith("expected"):
+            summary = f"wrong shape for {kind}"
+        else:
+            summary = f"wrong values in {kind}"
+        return Failure(summary, (f"On input {case.description}: {message}.",) + note)
+
+
+# ---------------------------------------------------------------------------
+# Registry and the notebook API
+# ---------------------------------------------------------------------------
+
+_REGISTRY: dict[str, Exercise] = {}
+_HINTS_SHOWN: dict[str, int] = {}
+
+
+def _defined_functions(source: str) -> list[str]:
+    return [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+
+
+def register(exercise: Exercise, *, replace: bool = False) -> Exercise:
+    """Add ``exercise`` to the registry and return it.
+
+    Checks that the name is a Python identifier, that there is at least one hint,
+    and that ``exercise.solution`` parses and defines ``def <name>``. Registering a
+    name twice raises ``ValueError`` unless ``replace=True``.
+    """
+    if not exercise.name.isidentifier():
+        raise ValueError(f"exercise name must be a Python identifier, got {exercise.name!r}")
+    if exercise.name in _REGISTRY and not replace:
+        raise ValueError(
+            f"exercise {exercise.name!r} is already registered (pass replace=True to replace it)"
+        )
+    if not exercise.hints:
+        raise ValueError(f"exercise {exercise.name!r} needs at least one hint")
+    if not callable(exercise.checker):
+        raise TypeError(f"exercise {exercise.name!r}: checker must be callable")
+    if exercise.name not in _defined_functions(exercise.solution):
+        raise ValueError(
+            f"the solution of {exercise.name!r} must define a function `def {exercise.name}(...)`"
+        )
+    _REGISTRY[exercise.name] = exercise
+    _HINTS_SHOWN.pop(exercise.name, None)
+    return exercise
+
+
+def unregister(name: str) -> None:
+    """Remove an exercise from the registry (unknown names are ignored)."""
+    _REGISTRY.pop(name, None)
+    _HINTS_SHOWN.pop(name, None)
+
+
+def exercise_names() -> list[str]:
+    """Names of the registered exercises, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_exercise(name: str) -> Exercise:
+    """The registered :class:`Exercise` called ``name`` (``ValueError`` if unknown)."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        did_you_mean = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown exercise {name!r}.{did_you_mean} "
+            f"Known exercises: {', '.join(_REGISTRY) or '(none)'}"
+        )
+    return _REGISTRY[name]
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on one thread: the test inputs are tiny, and starting the
+    intra-op thread pool for each small op costs far more than the op itself."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check(name: str, fn: Callable) -> bool:
+    """Check the learner's function ``fn`` for exercise ``name``; print a verdict.
+
+    Prints one verdict line (✅ / ❌ / ⏳), plus on failure up to three short lines
+    (which input, expected vs got, how to fix, and a pointer to ``hint``).
+    Returns True when ``fn`` is correct, False otherwise.
+    """
+    exercise = get_exercise(name)
+    if not callable(fn):
+        raise TypeError(
+            f"check({name!r}, ...) needs your function itself, e.g. check({name!r}, my_function) "
+            f"(no parentheses after the name); got a {type(fn).__name__}"
+        )
+    try:
+        with _one_thread():
+            failure = exercise.checker(fn)
+    except NotAttempted:
+        print(
+            f"⏳ {name}: not attempted yet — replace `raise NotImplementedError` "
+            "with your code, then run check again."
+        )
+        return False
+    except LearnerError as err:  # a custom checker that did not handle it itself
+        failure = Failure(f"your function raised {err.one_line()}")
+
+    if failure is None:
+        print(f"✅ {name}: correct! Your function passes all the test inputs.")
+        return True
+    lines = [f"{failure.icon} {name}: {failure.summary}"]
+    lines += [f"   {d}" for d in failure.details[:2]]
+    lines.append(f'   Stuck? Run hint("{name}").')
+    print("\n".join(lines))
+    return False
+
+
+def hint(name: str) -> None:
+    """Print the next hint for exercise ``name`` (after the last one, repeat it)."""
+    exercise = get_exercise(name)
+    shown = _HINTS_SHOWN.get(name, 0)
+    index = min(shown, len(exercise.hints) - 1)
+    _HINTS_SHOWN[name] = shown + 1
+    total = len(exercise.hints)
+    more = "" if index == total - 1 else f' (run hint("{name}") again for the next one)'
+    print(f"💡 Hint {index + 1}/{total} for {name}{more}:\n{exercise.hints[index]}")
+
+
+def reset_hints(name: str | None = None) -> None:
+    """Start the hints of ``name`` (or of every exercise) from the first one again."""
+    if name is None:
+        _HINTS_SHOWN.clear()
+    else:
+        _HINTS_SHOWN.pop(name, None)
+
+
+def solution(name: str) -> None:
+    """Print the source code of the reference solution of exercise ``name``."""
+    exercise = get_exercise(name)
+    print(f"# Reference solution for {name}: {exercise.signature}")
+    print(exercise.solution.strip("\n"))
+
+
+# ---------------------------------------------------------------------------
+# Exercise 1: soft attention over encoder states
+# ---------------------------------------------------------------------------
+
+
+def _soft_reference(H, q):
+    a = torch.softmax(H @ q, dim=0)
+    return a, a @ H
+
+
+def _soft_wrong(H, q, *, weights="softmax", context="rows", scale=1.0):
+    """soft attention with one deliberate mistake (see _SOFT_MISTAKES)."""
+    scores = (H @ q) * scale
+    if weights == "softmax":
+        a = torch.softmax(scores, dim=0)
+    elif weights == "raw":
+        a = scores
+    elif weights == "sum":
+        a = scores / scores.sum()
+    elif weights == "naive_exp":
+        e = torch.exp(scores)
+        a = e / e.sum()
+    if context == "rows":
+        ctx = a @ H
+    elif context == "sum_dim1":
+        ctx = (a[:, None] * H).sum(dim=1)
+    elif context == "columns":
+        ctx = (H * a).sum(dim=0)
+    elif context == "H_at_a":
+        ctx = H @ a
+    elif context == "mean":
+        ctx = H.mean(dim=0)
+    elif context == "sum":
+        ctx = H.sum(dim=0)
+    return a, ctx
+
+
+def _soft_cases(g: torch.Generator) -> list[Case]:
+    def states(n, d, dtype=torch.float32):
+        H = torch.randn(n, d, generator=g, dtype=dtype)
+        q = torch.randn(d, generator=g, dtype=dtype)
+        return H, q
+
+    # scores ≈ 1000: exp overflows to inf (also in float64) unless the max is subtracted
+    H_big, q_big = states(6, 4, torch.float64)
+    H_big[:, 0] = 10 + 0.01 * torch.randn(6, generator=g, dtype=torch.float64)
+    q_big[0] = 100.0
+    return [
+        Case("H of shape (5, 4), q of shape (4,)", states(5, 4)),
+        # n == d: summing over the wrong axis gives wrong values here instead of an error
+        Case("H of shape (4, 4), q of shape (4,)", states(4, 4)),
+        Case("H of shape (7, 3), q of shape (3,), float64", states(7, 3, torch.float64)),
+        Case("H of shape (1, 3), q of shape (3,) (a single state)", states(1, 3)),
+        Case(
+            "H of shape (6, 4), q of shape (4,) with large scores (≈1000)",
+            (H_big, q_big),
+            note="With scores ≈ 1000, exp() overflows: subtract the max score first, "
+            "or use torch.softmax.",
+        ),
+    ]
+
+
+_SOFT_MISTAKES = [
+    Mistake(
+        "softmax is missing — the weights a are the raw scores h_i·q",
+        "Apply a_i = softmax(s(h_i, q)): a = torch.softmax(scores, dim=0).",
+        variants=(partial(_soft_wrong, weights="raw"),),
+    ),
+    Mistake(
+        "a is the scores divided by their sum, without exp — that is not a softmax",
+        "softmax takes exp first: a = torch.softmax(scores, dim=0).",
+        variants=(partial(_soft_wrong, weights="sum"),),
+    ),
+    Mistake(
+        "context is summed over the wrong axis",
+        "context = Σ_i a_i·h_i is a weighted sum of the ROWS of H: a @ H, shape (d,).",
+        variants=(
+            partial(_soft_wrong, context="sum_dim1"),
+            partial(_soft_wrong, context="columns"),
+            partial(_soft_wrong, context="H_at_a"),
+        ),
+    ),
+    Mistake(
+        "context ignores the weights a (plain mean or sum of the rows of H)",
+        "Weight each row h_i by a_i: context = a @ H.",
+        variants=(
+            partial(_soft_wrong, context="mean"),
+            partial(_soft_wrong, context="sum"),
+        ),
+    ),
+    Mistake(
+        "the scores are divided by √d — this exercise uses plain dot-product scores",
+        "Use s(h_i, q) = h_i·q with no scaling (the 1/√d scaling comes in the next exercise).",
+        variants=(lambda H, q: _soft_wrong(H, q, scale=1 / math.sqrt(H.shape[-1])),),
+    ),
+    Mistake(
+        "your softmax overflows: exp(1000) is inf, so the weights become nan",
+        "Subtract the max score before exp, or use torch.softmax (it does this for you).",
+        variants=(partial(_soft_wrong, weights="naive_exp"),),
+    ),
+]
+
+_SOFT_SOLUTION = '''\
+import torch
+
+
+def soft_attention(H, q):
+    scores = H @ q                     # s(h_i, q) = h_i · q, shape (n,)
+    a = torch.softmax(scores, dim=0)   # a_i = softmax(s(h_i, q)), shape (n,)
+    context = a @ H                    # Σ_i a_i·h_i, shape (d,)
+    return a, context
+'''
+
+register(
+    Exercise(
+        name="soft_attention",
+        signature="soft_attention(H, q) -> (a, context)",
+        checker=OutputChecker(
+            outputs=("a", "context"),
+            reference=_soft_reference,
+            make_cases=_soft_cases,
+            mistakes=_SOFT_MISTAKES,
+        ),
+        hints=(
+            "Start with the scores s(h_i, q) = h_i · q. For all rows of H at once this is "
+            "one matrix-vector product: scores = H @ q, shape (n,).",
+            "Turn the scores into weights: a_i = softmax(s(h_i, q)) = exp(s_i) / Σ_j exp(s_j). "
+            "Use torch.softmax(scores, dim=0): it subtracts the max first, so large scores "
+            "do not overflow.",
+            "context = Σ_i a_i·h_i is a weighted sum of the rows of H: context = a @ H, "
+            "shape (d,). Return a, context.",
+        ),
+        solution=_SOFT_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 2: scaled dot-product attention
+# ---------------------------------------------------------------------------
+
+
+def _sdpa_reference(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    output = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return output, weights
+
+
+def _sdpa_wrong(
+    q, k, v, mask=None, *, scale="sqrt_dk", dim=-1, mask_mode="fill", fill=float("-inf"),
+    transpose=lambda k: k.transpose(-2, -1),
+):
+    """scaled dot-product attention with one deliberate mistake (see _SDPA_MISTAKES)."""
+    divisor = {
+        "sqrt_dk": math.sqrt(q.shape[-1]),
+        "none": 1.0,
+        "dk": q.shape[-1],
+        "sqrt_dv": math.sqrt(v.shape[-1]),
+    }[scale]
+    scores = q @ transpose(k) / divisor
+    # mask_mode "ignore" leaves the scores unmasked
+    if mask is not None and mask_mode == "fill":
+        scores = scores.masked_fill(~mask, fill)
+    elif mask is not None and mask_mode == "inverted":
+        scores = scores.masked_fill(mask, fill)
+    weights = torch.softmax(scores, dim=dim)
+    if mask is not None and mask_mode == "after_softmax":
+        weights = weights * mask
+    return weights @ v, weights
+
+
+def _sdpa_cases(g: torch.Generator) -> list[Case]:
+    def qkv(batch, Tq, Tk, d_k, d_v, dtype=torch.float32):
+        return (
+            torch.randn(*batch, Tq, d_k, generator=g, dtype=dtype),
+            torch.randn(*batch, Tk, d_k, generator=g, dtype=dtype),
+            torch.randn(*batch, Tk, d_v, generator=g, dtype=dtype),
+        )
+
+    def causal(Tq, Tk):
+        return torch.ones(Tq, Tk, dtype=torch.bool).tril()
+
+    # padding: the second sequence has only 3 real keys out of 6
+    padding = (torch.arange(6) < torch.tensor([6, 3])[:, None]).view(2, 1, 1, 6)
+    batched_note = (
+        "Earlier unbatched inputs passed: transpose only the last two dims, "
+        "k.transpose(-2, -1) (k.T and k.t() are for 2-D matrices), softmax over dim=-1."
+    )
+    mask_note = (
+        "This is the first input with a mask (True = may attend): set the blocked scores "
+        'to float("-inf") before the softmax.'
+    )
+    return [
+        Case("q (5, 8), k (5, 8), v (5, 8)", qkv((), 5, 5, 8, 8)),
+        Case("q (3, 4), k (6, 4), v (6, 5), float64", qkv((), 3, 6, 4, 5, torch.float64)),
+        Case("q (2, 4, 8), k (2, 6, 8), v (2, 6, 5)", qkv((2,), 4, 6, 8, 5),
+             note=batched_note),
+        Case("q (2, 3, 4, 8), k (2, 3, 6, 8), v (2, 3, 6, 5)",
+             qkv((2, 3), 4, 6, 8, 5), note=batched_note),
+        Case("q (5, 8), k (5, 8), v (5, 8), causal mask (5, 5)",
+             qkv((), 5, 5, 8, 8) + (causal(5, 5),), note=mask_note),
+        Case("q (2, 4, 8), k (2, 6, 8), v (2, 6, 5), causal mask (4, 6)",
+             qkv((2,), 4, 6, 8, 5) + (causal(4, 6),), note=mask_note),
+        Case("q (2, 3, 4, 8), k (2, 3, 6, 8), v (2, 3, 6, 5), padding mask (2, 1, 1, 6)",
+             qkv((2, 3), 4, 6, 8, 5) + (padding,), note=mask_note),
+    ]
+
+
+_SDPA_MISTAKES = [
+    Mistake(
+        "the scores are missing the 1/√d_k scaling",
+        "Attention(Q,K,V) = softmax(QKᵀ/√d_k)V: "
+        "divide q @ k.transpose(-2, -1) by math.sqrt(d_k).",
+        variants=(partial(_sdpa_wrong, scale="none"),),
+    ),
+    Mistake(
+        "the scores are divided by d_k instead of √d_k",
+        "Divide by math.sqrt(d_k), with d_k = q.size(-1).",
+        variants=(partial(_sdpa_wrong, scale="dk"),),
+    ),
+    Mistake(
+        "the scores are scaled with √d_v instead of √d_k",
+        "d_k is the size of the last dim of q and k: q.size(-1), not v.size(-1).",
+        variants=(partial(_sdpa_wrong, scale="sqrt_dv"),),
+    ),
+    Mistake(
+        "the softmax runs over the wrong axis (the queries instead of the keys)",
+        "Use torch.softmax(scores, dim=-1): each query's weights over the keys sum to 1.",
+        variants=(partial(_sdpa_wrong, dim=-2),),
+    ),
+    Mistake(
+        "k is transposed over the wrong dimensions",
+        "Use k.transpose(-2, -1): it swaps only the last two dims (k.T, k.t() are for 2-D).",
+        variants=(
+            partial(_sdpa_wrong, transpose=lambda k: k.T),
+            partial(_sdpa_wrong, transpose=lambda k: k.t()),
+            partial(_sdpa_wrong, transpose=lambda k: k.transpose(0, 1)),
+            partial(_sdpa_wrong, transpose=lambda k: k.transpose(1, 2)),
+        ),
+    ),
+    Mistake(
+        "the mask is ignored",
+        'Before the softmax: scores = scores.masked_fill(~mask, float("-inf")).',
+        variants=(partial(_sdpa_wrong, mask_mode="ignore"),),
+    ),
+    Mistake(
+        "the mask is inverted: True means 'may attend', not 'blocked'",
+        'Block where the mask is False: scores.masked_fill(~mask, float("-inf")).',
+        variants=(
+            partial(_sdpa_wrong, mask_mode="inverted"),
+            partial(_sdpa_wrong, mask_mode="inverted", fill=-1e9),
+        ),
+    ),
+    Mistake(
+        "the mask is applied after the softmax, so the rows of weights no longer sum to 1",
+        'Mask the scores BEFORE the softmax: scores.masked_fill(~mask, float("-inf")).',
+        variants=(partial(_sdpa_wrong, mask_mode="after_softmax"),),
+    ),
+]
+
+_SDPA_SOLUTION = '''\
+import math
+
+import torch
+
+
+def scaled_dot_product_attention(q, k, v, mask=None):
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)      # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # True = may attend
+    weights = torch.softmax(scores, dim=-1)                # over the keys
+    return weights @ v, weights                            # (..., Tq, d_v), (..., Tq, Tk)
+'''
+
+register(
+    Exercise(
+        name="scaled_dot_product_attention",
+        signature="scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)",
+        checker=OutputChecker(
+            outputs=("output", "weights"),
+            reference=_sdpa_reference,
+            make_cases=_sdpa_cases,
+            mistakes=_SDPA_MISTAKES,
+        ),
+        hints=(
+            "Attention(Q,K,V) = softmax(QKᵀ/√d_k)V. Start with the scores: "
+            "q @ k.transpose(-2, -1) / math.sqrt(d_k), with d_k = q.size(-1). "
+            "transpose(-2, -1) swaps only the last two dims, so batch and head dims still work "
+            "(k.T does not).",
+            "The mask: True means 'may attend'. Before the softmax, set the blocked scores to "
+            '-inf: scores = scores.masked_fill(~mask, float("-inf")). '
+            "Masking after the softmax leaves rows that do not sum to 1.",
+            "weights = torch.softmax(scores, dim=-1) (over the keys, shape (..., Tq, Tk)); "
+            "output = weights @ v (shape (..., Tq, d_v)). Return output, weights.",
+        ),
+        solution=_SDPA_SOLUTION,
+    )
+)

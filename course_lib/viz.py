@@ -1,0 +1,295 @@
+"""Heatmaps of attention, and the widgets built on them.
+
+Plotting functions are pure: they take numbers and labels, draw on a figure, return artists.
+Widgets are thin wrappers that call the same functions, and redraw by *updating* artists
+(``set_data``, ``set_height``) instead of re-creating figures, so they stay fast.
+
+Chinese labels need a font with Chinese glyphs: the course ships a small subset of
+Noto Sans CJK SC (SIL Open Font License) in ``course_lib/fonts`` and registers it here,
+so figures look the same on every machine.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib import font_manager
+from matplotlib.patches import Rectangle
+
+__all__ = [
+    "CJK_FONT",
+    "plot_heatmap",
+    "show_heatmaps",
+    "TranslationAttentionView",
+    "AttentionExplorer",
+    "figure_to_png",
+]
+
+_FONT_DIR = pathlib.Path(__file__).parent / "fonts"
+
+
+def _register_fonts() -> str | None:
+    """Register the bundled CJK font with matplotlib; return its family name."""
+    family = None
+    for path in sorted(_FONT_DIR.glob("*.otf")) + sorted(_FONT_DIR.glob("*.ttf")):
+        font_manager.fontManager.addfont(str(path))
+        family = font_manager.FontProperties(fname=str(path)).get_name()
+    if family:
+        # Latin text keeps DejaVu Sans; characters it lacks (汉字) fall back to the CJK font.
+        plt.rcParams["font.family"] = ["DejaVu Sans", family]
+    return family
+
+
+CJK_FONT = _register_fonts()
+
+
+def _as_array(matrix) -> np.ndarray:
+    if isinstance(matrix, torch.Tensor):
+        matrix = matrix.detach().cpu().float().numpy()
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"matrix must be 2-D (rows, columns), got shape {matrix.shape}")
+    return matrix
+
+
+def _check_labels(name: str, labels, n: int) -> None:
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{name} must have one label per {'column' if name == 'xlabels' else 'row'} "
+                         f"({n}), got {len(labels)}")
+
+
+def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequence[str] | None = None,
+                 title: str | None = None, cmap: str = "Blues", vmin: float | None = 0.0,
+                 vmax: float | None = None, annotate: bool = False, colorbar: bool = False):
+    """Draw ``matrix`` (rows, columns) on ``ax``; rows are queries, columns are keys.
+
+    Returns the ``AxesImage``; call ``image.set_data(new)`` to update it in place.
+    """
+    m = _as_array(matrix)
+    _check_labels("xlabels", xlabels, m.shape[1])
+    _check_labels("ylabels", ylabels, m.shape[0])
+    image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=m.max() if vmax is None and vmin is not None else vmax,
+                      aspect="auto", interpolation="nearest")
+    _set_ticks(ax, xlabels, ylabels, m.shape)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if annotate:
+        for (i, j), value in np.ndenumerate(m):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if value > 0.6 * (m.max() or 1) else "black")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return image
+
+
+def _set_ticks(ax, xlabels, ylabels, shape) -> None:
+    rows, cols = shape
+    ax.set_xticks(range(cols))
+    ax.set_xticklabels(list(xlabels) if xlabels is not None else [str(j) for j in range(cols)], fontsize=9)
+    ax.set_yticks(range(rows))
+    ax.set_yticklabels(list(ylabels) if ylabels is not None else [str(i) for i in range(rows)], fontsize=9)
+    ax.tick_params(length=0)
+
+
+def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Sequence[str] | None = None,
+                  titles: Sequence[str] | None = None, cols: int | None = None, size: float = 2.6,
+                  cmap: str = "Blues", suptitle: str | None = None):
+    """Draw several heatmaps side by side (e.g. the heads of multi-head attention).
+
+    matrices: a tensor (n, rows, columns) or a list of 2-D matrices. Returns the Figure.
+    """
+    mats = [_as_array(m) for m in matrices]
+    if not mats:
+        raise ValueError("matrices must contain at least one matrix")
+    cols = cols or len(mats)
+    rows = -(-len(mats) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False,
+                             constrained_layout=True)
+    vmax = max(m.max() for m in mats)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(mats):
+            ax.axis("off")
+            continue
+        plot_heatmap(ax, mats[k], xlabels, ylabels, title=titles[k] if titles else None, cmap=cmap, vmax=vmax)
+        if k % cols:
+            ax.set_yticklabels([])
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def figure_to_png(fig, dpi: int | None = None) -> bytes:
+    """The PNG bytes of ``fig`` (what a notebook displays); no timestamps, so reproducible."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# The translation attention view: one figure, updated in place
+# ---------------------------------------------------------------------------
+
+class TranslationAttentionView:
+    """Attention of a translation, one decoder step at a time.
+
+    Left: the whole alignment matrix a (output words x source words), the current step framed.
+    Top right: a_i for the current step, as bars over the source words.
+    Bottom right: the context vector of that step, context = sum_i a_i h_i, as a colour strip.
+
+    ``update(...)`` redraws by changing artists; the figure is created once.
+    """
+
+    def __init__(self, figsize=(9.0, 3.6), dpi: int = 80):
+        self.fig = plt.figure(figsize=figsize, dpi=dpi)
+        grid = self.fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[3, 1], wspace=0.25,
+                                     hspace=0.9, left=0.1, right=0.98, top=0.9, bottom=0.12)
+        self.ax_map = self.fig.add_subplot(grid[:, 0])
+        self.ax_bar = self.fig.add_subplot(grid[0, 1])
+        self.ax_ctx = self.fig.add_subplot(grid[1, 1])
+        self._image = self._frame = self._ctx_image = None
+        self._bars = []
+        self._shape = None
+        self._source = self._output = None
+
+    def update(self, source: Sequence[str], output: Sequence[str], weights, contexts=None,
+               step: int = 0, title: str | None = None) -> None:
+        """source: S words; output: T words; weights (T, S); contexts (T, d) or None; step in [0, T)."""
+        w = _as_array(weights)
+        if w.shape != (len(output), len(source)):
+            raise ValueError(f"weights must have shape (len(output), len(source)) = "
+                             f"({len(output)}, {len(source)}), got {w.shape}")
+        if not 0 <= step < len(output):
+            raise ValueError(f"step must be in [0, {len(output)}), got {step}")
+        same_sentence = (self._source, self._output) == (list(source), list(output))
+        if not same_sentence or self._image is None:
+            self._draw_sentence(list(source), list(output), w)
+        else:
+            self._image.set_data(w)
+        row = w[step]
+        # the current step: frame its row, set the bar heights
+        self._frame.set_y(step - 0.5)
+        for bar, value in zip(self._bars, row):
+            bar.set_height(value)
+            bar.set_color("#d62728" if value == row.max() else "#1f77b4")
+        self.ax_bar.set_title(f"step {step + 1}: emits '{output[step]}'   a = softmax(s(h_i, q))", fontsize=10)
+        if contexts is not None:
+            c = _as_array(contexts)[step:step + 1]
+            if self._ctx_image is None or self._ctx_image.get_array().shape != c.shape:
+                self.ax_ctx.clear()
+                lim = float(np.abs(_as_array(contexts)).max()) or 1.0
+                self._ctx_image = self.ax_ctx.imshow(c, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+                self.ax_ctx.set_yticks([])
+                self.ax_ctx.set_xlabel(f"context = Σ a_i h_i   ({c.shape[1]} numbers)", fontsize=9)
+            else:
+                self._ctx_image.set_data(c)
+        if title is not None:
+            self.fig.suptitle(title, fontsize=11)
+
+    def _draw_sentence(self, source, output, w) -> None:
+        self.ax_map.clear()
+        self.ax_bar.clear()
+        self._image = plot_heatmap(self.ax_map, w, source, output, vmin=0.0, vmax=1.0)
+        self.ax_map.set_xlabel("source words (keys h_i)", fontsize=9)
+        self.ax_map.set_ylabel("output words (one query per step)", fontsize=9)
+        self._frame = Rectangle((-0.5, -0.5), len(source), 1, fill=False, edgecolor="#d62728", linewidth=2)
+        self.ax_map.add_patch(self._frame)
+        self._bars = list(self.ax_bar.bar(range(len(source)), np.zeros(len(source))))
+        self.ax_bar.set_ylim(0, 1)
+        self.ax_bar.set_xticks(range(len(source)))
+        self.ax_bar.set_xticklabels(source, fontsize=9)
+        self.ax_bar.set_ylabel("a_i", fontsize=9)
+        self._source, self._output = source, output
+
+
+class AttentionExplorer:
+    """Widget: pick a sentence (or type one), a scoring function, and step through the decoder.
+
+    The work is done by ``trace_fn(score_name, zh_words) -> dict`` with keys ``source``,
+    ``output`` (words, ``<eos>`` included), ``weights`` (T, S) and ``contexts`` (T, d); it is a
+    plain function, testable without a browser. The widget only moves controls and calls
+    :meth:`TranslationAttentionView.update`.
+    """
+
+    def __init__(self, trace_fn: Callable[[str, list[str]], dict], sentences: Sequence[Sequence[str]],
+                 score_names: Sequence[str], segment: Callable[[str], list[str]] | None = None):
+        import ipywidgets as widgets
+
+        if not sentences:
+            raise ValueError("sentences must not be empty")
+        self.trace_fn = trace_fn
+        self.segment = segment or str.split
+        self.view = TranslationAttentionView()
+        self.sentence = widgets.Dropdown(options=[(" ".join(s), tuple(s)) for s in sentences],
+                                         description="sentence", layout=widgets.Layout(width="420px"))
+        self.typed = widgets.Text(placeholder="or type Chinese here, e.g. 我昨天在公园里看见了一只猫",
+                                  description="your own", continuous_update=False,
+                                  layout=widgets.Layout(width="420px"))
+        self.score = widgets.Dropdown(options=list(score_names), description="s(h, q)")
+        self.step = widgets.IntSlider(min=1, max=1, value=1, description="step")
+        self.status = widgets.HTML()
+        self._trace = None
+        self._handle = None
+        self.redraw_ms: list[float] = []  # time of every redraw (update + PNG), for the benchmark
+        for control in (self.sentence, self.score):
+            control.observe(self._on_sentence, names="value")
+        self.typed.observe(self._on_typed, names="value")
+        self.step.observe(self._on_step, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.sentence, self.score]), self.typed, self.step, self.status])
+        self._words = list(sentences[0])
+        self._compute()
+
+    # --- callbacks -----------------------------------------------------------
+    def _on_sentence(self, change=None) -> None:
+        if change is not None and change["owner"] is self.sentence:
+            self._words = list(self.sentence.value)
+        self._compute()
+
+    def _on_typed(self, change) -> None:
+        words = self.segment(change["new"])
+        if words:
+            self._words = words
+            self._compute()
+
+    def _on_step(self, change) -> None:
+        self.redraw()
+
+    # --- work -----------------------------------------------------------------
+    def _compute(self) -> None:
+        self._trace = self.trace_fn(self.score.value, self._words)
+        n = len(self._trace["output"])
+        self.step.max = n
+        self.step.value = min(self.step.value, n)
+        self.status.value = (f"<b>{' '.join(self._trace['source'])}</b> → "
+                             f"<b>{' '.join(w for w in self._trace['output'] if w != '<eos>')}</b>")
+        self.redraw()
+
+    def redraw(self) -> float:
+        """Update the figure for the current step; returns the time taken in ms (PNG included)."""
+        start = time.perf_counter()
+        t = self._trace
+        self.view.update(t["source"], t["output"], t["weights"], t.get("contexts"), step=self.step.value - 1,
+                         title=f"score s(h, q): {self.score.value}")
+        if self._handle is not None:
+            self._handle.update(self.view.fig)
+        else:
+            figure_to_png(self.view.fig)  # outside a notebook: render anyway, so timings are honest
+        ms = 1000 * (time.perf_counter() - start)
+        self.redraw_ms.append(ms)
+        return ms
+
+    def show(self):
+        """Display the controls and the figure (in a notebook)."""
+        from IPython.display import display
+
+        display(self.widget)
+        self._handle = display(self.view.fig, display_id=True)
+        plt.close(self.view.fig)  # the handle shows it; keep inline backends from drawing it twice
+        return self

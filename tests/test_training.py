@@ -1,0 +1,737 @@
+"""Tests of course_lib.training: the training loop, the live plot and the checkpoints.
+
+Every model here is tiny (nn.Linear on a synthetic regression), so the file runs in seconds.
+"""
+
+import os
+import pickle
+import random
+
+import matplotlib
+
+matplotlib.use("Agg")  # no windows, whatever machine runs the tests
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_lib.training import (
+    CheckpointError,
+    History,
+    LiveLossPlot,
+    default_device,
+    load_checkpoint,
+    save_checkpoint,
+    set_seed,
+    train,
+)
+
+# -----------------------------------------------------------------------------
+# a learnable problem: y = x @ W_true.T + b_true, with a little noise
+
+IN, OUT = 4, 2
+
+
+def make_data(n=256, seed=123):
+    g = torch.Generator().manual_seed(seed)
+    w_true = torch.randn(OUT, IN, generator=g)
+    b_true = torch.randn(OUT, generator=g)
+    x = torch.randn(n, IN, generator=g)
+    y = x @ w_true.T + b_true + 0.01 * torch.randn(n, OUT, generator=g)
+    return x, y
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Linear(IN, OUT)
+
+
+def mse(model, batch):
+    x, y = batch
+    return nn.functional.mse_loss(model(x), y)
+
+
+def as_batches(x, y, size=32):
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+QUIET = dict(progress=False, live_plot=False)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The tensors here are tiny: extra threads only add overhead, and they stall badly
+    # when another process keeps a core busy.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -----------------------------------------------------------------------------
+# seeds, devices, History
+
+
+def test_set_seed_returns_seeded_generator_and_seeds_globals():
+    g = set_seed(7)
+    a, ga = torch.rand(3), torch.rand(3, generator=g)
+    g = set_seed(7)
+    assert torch.equal(a, torch.rand(3))
+    assert torch.equal(ga, torch.rand(3, generator=g))
+    set_seed(7)
+    r, n = random.random(), np.random.rand()
+    set_seed(7)
+    assert (r, n) == (random.random(), np.random.rand())
+
+
+def test_default_device_is_cuda_or_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert default_device() == torch.device(expected)
+
+
+def test_history_last_eval():
+    assert History().last_eval() is None
+    h = History(steps=[0], losses=[1.0], evals=[{"step": 1, "a": 1.0}, {"step": 2, "a": 0.5}])
+    assert h.last_eval() == {"step": 2, "a": 0.5}
+
+
+# -----------------------------------------------------------------------------
+# the loop learns, and History is consistent
+
+
+def test_loss_decreases_and_history_is_consistent():
+    x, y = make_data()
+    model = make_model()
+    h = train(model, as_batches(x, y), mse, steps=300, lr=3e-2, **QUIET)
+    assert isinstance(h, History)
+    assert len(h.steps) == len(h.losses) == 300
+    assert h.steps == list(range(300))
+    assert all(isinstance(v, float) for v in h.losses)
+    assert h.evals == [] and h.last_eval() is None
+    assert h.seconds > 0
+    first, last = sum(h.losses[:8]) / 8, sum(h.losses[-8:]) / 8
+    assert last < 0.01 * first, (first, last)
+
+
+def test_custom_optimizer_and_no_clipping():
+    x, y = make_data()
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    h = train(model, as_batches(x, y), mse, steps=100, optimizer=opt, clip_grad_norm=None, **QUIET)
+    assert h.losses[-1] < 0.05 * h.losses[0]
+    assert opt.state_dict()["param_groups"][0]["lr"] == 0.1
+
+
+def test_gradient_clipping_bounds_the_update():
+    # With SGD(lr=1) the update is the (clipped) gradient itself, so its norm is <= the clip.
+    model = make_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    huge = [(torch.full((8, IN), 100.0), torch.full((8, OUT), -100.0))]
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    train(model, huge, mse, steps=1, optimizer=opt, clip_grad_norm=0.5, **QUIET)
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+    assert update.norm().item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_train_restores_the_models_mode_and_trains_in_train_mode():
+    x, y = make_data(64)
+    model = make_model().eval()
+    modes = []
+
+    def loss_fn(m, batch):
+        modes.append(m.training)
+        return mse(m, batch)
+
+    train(model, as_batches(x, y), loss_fn, steps=3, **QUIET)
+    assert modes == [True, True, True]
+    assert model.training is False
+
+
+# -----------------------------------------------------------------------------
+# determinism
+
+
+def random_batches(step):
+    # Draws from the global RNG, which train seeds: the seed decides the data.
+    x = torch.randn(16, IN)
+    return x, x.sum(dim=1, keepdim=True).repeat(1, OUT)
+
+
+def test_same_seed_same_losses_different_seed_different_losses():
+    def run(seed):
+        # the model is built after seeding too, so the whole run depends on `seed` only
+        set_seed(seed)
+        model = nn.Sequential(nn.Linear(IN, 16), nn.Dropout(0.2), nn.Linear(16, OUT))
+        return train(model, random_batches, mse, steps=20, seed=seed, **QUIET).losses
+
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+# -----------------------------------------------------------------------------
+# the forms `batches` can take
+
+
+def test_list_of_batches_is_cycled_across_epochs():
+    x, y = make_data(64)
+    batches = as_batches(x, y, size=16)  # 4 batches
+    seen = []
+
+    def loss_fn(model, batch):
+        seen.append(batch[0])
+        return mse(model, batch)
+
+    train(make_model(), batches, loss_fn, steps=10, **QUIET)
+    assert len(seen) == 10
+    for i, got in enumerate(seen):
+        assert torch.equal(got, batches[i % 4][0])
+
+
+class Reiterable:
+    """Like a DataLoader: every iter() starts a new generator over the data."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.passes = x, y, 0
+
+    def __iter__(self):
+        self.passes += 1
+        for i in range(0, len(self.x), 16):
+            yield self.x[i:i + 16], self.y[i:i + 16]
+
+
+def test_iterable_whose_iter_is_a_generator_is_restarted():
+    x, y = make_data(64)
+    data = Reiterable(x, y)
+    h = train(make_model(), data, mse, steps=10, **QUIET)
+    assert len(h.losses) == 10
+    assert data.passes == 3  # 4 + 4 + 2 batches
+
+
+def test_dataloader_works():
+    x, y = make_data(64)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    h = train(make_model(), loader, mse, steps=9, **QUIET)
+    assert len(h.losses) == 9
+
+
+def test_callable_batches_gets_the_step():
+    x, y = make_data(64)
+    asked = []
+
+    def batches(step):
+        asked.append(step)
+        return x[:16], y[:16]
+
+    train(make_model(), batches, mse, steps=5, **QUIET)
+    assert asked == [0, 1, 2, 3, 4]
+
+
+def test_dict_batches_with_non_tensor_leaves():
+    x, y = make_data(64)
+    batches = [{"x": x[:32], "y": y[:32], "name": "first", "meta": {"n": 32}}]
+
+    def loss_fn(model, batch):
+        assert batch["name"] == "first" and batch["meta"] == {"n": 32}
+        return nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+    h = train(make_model(), batches, loss_fn, steps=3, **QUIET)
+    assert len(h.losses) == 3
+
+
+def test_one_shot_generator_that_runs_out_raises_clearly():
+    x, y = make_data(64)
+    gen = ((x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16))
+    with pytest.raises(ValueError, match="batches ran out at step 4"):
+        train(make_model(), gen, mse, steps=10, **QUIET)
+
+
+def test_empty_batches_and_single_tensor_are_refused():
+    with pytest.raises(ValueError, match="batches is empty"):
+        train(make_model(), [], mse, steps=1, **QUIET)
+    with pytest.raises(TypeError, match="single tensor"):
+        train(make_model(), torch.zeros(4, IN), mse, steps=1, **QUIET)
+    with pytest.raises(TypeError, match="batches must be"):
+        train(make_model(), 42, mse, steps=1, **QUIET)
+
+
+# -----------------------------------------------------------------------------
+# evaluation
+
+
+def test_eval_fn_every_n_steps_and_at_the_end_without_grad_in_eval_mode():
+    x, y = make_data(64)
+    calls, modes_after = [], []
+
+    def eval_fn(model):
+        calls.append((torch.is_grad_enabled(), model.training))
+        return {"val_loss": mse(model, (x, y)), "acc": 0.5}  # a tensor and a float
+
+    def loss_fn(model, batch):
+        modes_after.append(model.training)
+        return mse(model, batch)
+
+    h = train(make_model(), as_batches(x, y), loss_fn, steps=25, eval_fn=eval_fn, eval_every=10, **QUIET)
+    assert [e["step"] for e in h.evals] == [10, 20, 25]
+    assert calls == [(False, False)] * 3
+    assert all(modes_after)  # the train mode came back after every evaluation
+    assert torch.is_grad_enabled()
+    assert all(isinstance(e["val_loss"], float) and e["acc"] == 0.5 for e in h.evals)
+    assert h.last_eval() is h.evals[-1]
+
+
+def test_eval_at_the_end_is_not_repeated_and_defaults_to_end_only():
+    x, y = make_data(64)
+    h = train(make_model(), as_batches(x, y), mse, steps=20, eval_fn=lambda m: {"a": 1.0},
+              eval_every=10, **QUIET)
+    assert [e["step"] for e in h.evals] == [10, 20]
+    h = train(make_model(), as_batches(x, y), mse, steps=7, eval_fn=lambda m: {"a": 1.0}, **QUIET)
+    assert [e["step"] for e in h.evals] == [7]
+
+
+def test_eval_restores_eval_mode_when_model_was_in_eval_mode():
+    # the mode eval_fn found is restored; and train restores the mode it found
+    model = make_model().eval()
+    x, y = make_data(32)
+    train(model, [(x, y)], mse, steps=2, eval_fn=lambda m: {"a": 1.0}, eval_every=1, **QUIET)
+    assert model.training is False
+
+
+def test_eval_fn_must_return_a_dict_of_numbers():
+    x, y = make_data(32)
+    with pytest.raises(TypeError, match="eval_fn must return a dict"):
+        train(make_model(), [(x, y)], mse, steps=1, eval_fn=lambda m: 0.5, **QUIET)
+    with pytest.raises(TypeError, match="acc"):
+        train(make_model(), [(x, y)], mse, steps=1, eval_fn=lambda m: {"acc": "high"}, **QUIET)
+
+
+def test_progress_bar_shows_loss_and_eval(capsys):
+    x, y = make_data(32)
+    train(make_model(), [(x, y)], mse, steps=3, eval_fn=lambda m: {"val_loss": 0.25},
+          live_plot=False, desc="tiny run")
+    err = capsys.readouterr().err
+    assert "tiny run" in err and "loss=" in err and "val_loss=0.25" in err
+
+
+# -----------------------------------------------------------------------------
+# argument checking
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(steps=0), "steps"),
+    (dict(steps=-3), "steps"),
+    (dict(steps=2.5), "steps"),
+    (dict(steps=True), "steps"),
+    (dict(steps=5, lr=0), "lr"),
+    (dict(steps=5, lr=-1e-3), "lr"),
+    (dict(steps=5, lr=float("nan")), "lr"),
+    (dict(steps=5, weight_decay=-0.1), "weight_decay"),
+    (dict(steps=5, clip_grad_norm=0), "clip_grad_norm"),
+    (dict(steps=5, eval_fn=lambda m: {}, eval_every=0), "eval_every"),
+    (dict(steps=5, eval_every=10), "eval_every"),
+    (dict(steps=5, plot_every=0), "plot_every"),
+    (dict(steps=5, seed=-1), "seed"),
+])
+def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
+    x, y = make_data(32)
+    kwargs = {"progress": False, "live_plot": False, **kwargs}
+    with pytest.raises(ValueError, match=name) as info:
+        train(make_model(), [(x, y)], mse, **kwargs)
+    assert "got" in str(info.value)
+
+
+@pytest.mark.parametrize("args, kwargs, name", [
+    (("not a model", None, mse), {}, "model"),
+    ((None, None, "mse"), {}, "loss_fn"),
+    ((None, None, mse), dict(optimizer="adam"), "optimizer"),
+    ((None, None, mse), dict(eval_fn=3), "eval_fn"),
+    ((None, None, mse), dict(live_plot="yes"), "live_plot"),
+])
+def test_bad_argument_types_raise_type_error_naming_them(args, kwargs, name):
+    x, y = make_data(32)
+    model, _, loss_fn = args
+    model = make_model() if model is None else model
+    with pytest.raises(TypeError, match=name):
+        train(model, [(x, y)], loss_fn, steps=5, **QUIET, **kwargs)
+
+
+def test_non_scalar_loss_raises_naming_loss_fn():
+    x, y = make_data(32)
+    per_example = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(dim=1)  # noqa: E731
+    with pytest.raises(ValueError, match=r"loss_fn must return a scalar tensor.*\(32,\)"):
+        train(make_model(), [(x, y)], per_example, steps=3, **QUIET)
+    with pytest.raises(TypeError, match="loss_fn must return a scalar tensor, got float"):
+        train(make_model(), [(x, y)], lambda m, b: 0.5, steps=3, **QUIET)
+    with pytest.raises(ValueError, match="does not require grad"):
+        train(make_model(), [(x, y)], lambda m, b: mse(m, b).detach(), steps=3, **QUIET)
+
+
+def test_nan_loss_raises_floating_point_error_naming_the_step():
+    x, y = make_data(32)
+
+    def loss_fn(model, batch):
+        calls.append(1)
+        loss = mse(model, batch)
+        return loss * float("nan") if len(calls) == 4 else loss  # the 4th call is step 3
+
+    calls = []
+    with pytest.raises(FloatingPointError, match=r"step 3.*lower learning rate"):
+        train(make_model(), [(x, y)], loss_fn, steps=10, **QUIET)
+
+
+def test_diverging_training_raises_floating_point_error():
+    x, y = make_data(32)
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=1e3)
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        train(model, [(x * 100, y)], mse, steps=200, optimizer=opt, clip_grad_norm=None, **QUIET)
+
+
+# -----------------------------------------------------------------------------
+# device awareness
+
+
+class RecordingTensor(torch.Tensor):
+    """A tensor that remembers the devices it was moved to."""
+
+    moves = []
+
+    def to(self, *args, **kwargs):
+        RecordingTensor.moves.append(torch.device(args[0]) if args else kwargs.get("device"))
+        return self.as_subclass(torch.Tensor).to(*args, **kwargs)
+
+
+def test_nested_batches_are_moved_to_the_models_device():
+    RecordingTensor.moves = []
+    x, y = make_data(32)
+    batch = {"pair": (x.as_subclass(RecordingTensor), [y.as_subclass(RecordingTensor)]), "tag": "a"}
+    seen = []
+
+    def loss_fn(model, b):
+        seen.append(b)
+        return nn.functional.mse_loss(model(b["pair"][0]), b["pair"][1][0])
+
+    model = make_model()
+    train(model, [batch], loss_fn, steps=2, **QUIET)
+    device = next(model.parameters()).device
+    assert RecordingTensor.moves == [device] * 4  # two tensors, two steps
+    b = seen[0]
+    assert isinstance(b["pair"], tuple) and isinstance(b["pair"][1], list) and b["tag"] == "a"
+    assert type(b["pair"][0]) is torch.Tensor  # the moved copy, not the original
+
+
+def test_explicit_device_moves_model_and_batches():
+    x, y = make_data(32)
+    seen = []
+
+    def loss_fn(model, b):
+        seen.append((b[0].device, next(model.parameters()).device))
+        return mse(model, b)
+
+    train(make_model(), [(x, y)], loss_fn, steps=1, device="cpu", **QUIET)
+    assert seen == [(torch.device("cpu"), torch.device("cpu"))]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cpu_batches_follow_a_gpu_model():
+    x, y = make_data(32)
+    model = make_model().cuda()
+    h = train(model, [(x, y)], mse, steps=5, **QUIET)
+    assert len(h.losses) == 5
+
+
+# -----------------------------------------------------------------------------
+# live plot
+
+
+def test_live_plot_updates_its_lines_in_place():
+    n_figs = len(plt.get_fignums())
+    plot = LiveLossPlot(display=False)
+    fig, raw, ema = plot.fig, plot.raw_line, plot.ema_line
+    for n in (5, 40):
+        steps = list(range(n))
+        losses = [1.0 / (s + 1) + 0.05 * (s % 3) for s in steps]
+        plot.update(steps, losses)
+        assert plot.fig is fig and plot.raw_line is raw and plot.ema_line is ema
+        assert list(raw.get_xdata()) == steps and list(raw.get_ydata()) == losses
+        assert len(ema.get_xdata()) == len(ema.get_ydata()) == n
+        assert ema.get_ydata()[0] == losses[0]
+        (x0, x1), (y0, y1) = plot.ax.get_xlim(), plot.ax.get_ylim()
+        assert x0 <= 0 and x1 >= n - 1 and y0 <= min(losses) and y1 >= max(losses)
+        assert len(plt.get_fignums()) == n_figs
+    plot.close()
+
+
+def test_live_plot_bold_line_is_a_moving_average():
+    plot = LiveLossPlot(display=False)
+    losses = [1.0, 0.0] * 50  # pure noise around 0.5
+    plot.update(range(100), losses)
+    ema = plot.ema_line.get_ydata()
+    assert all(0.3 < v < 0.7 for v in ema[20:])  # smooth where the raw losses jump 0 <-> 1
+
+
+def test_live_plot_draws_eval_losses_and_floor():
+    plot = LiveLossPlot(floor=0.25, display=False)
+    assert plot.floor_line is not None and list(plot.floor_line.get_ydata()) == [0.25, 0.25]
+    evals = [{"step": 10, "val_loss": 0.9, "acc": 0.1}, {"step": 20, "val_loss": 0.7, "acc": 0.2}]
+    plot.update(range(20), [1.0] * 20, evals)
+    assert set(plot.eval_lines) == {"val_loss"}  # "acc" has no "loss" in its name
+    assert list(plot.eval_lines["val_loss"].get_xdata()) == [10, 20]
+    assert list(plot.eval_lines["val_loss"].get_ydata()) == [0.9, 0.7]
+    y0, y1 = plot.ax.get_ylim()
+    assert y0 <= 0.25 and y1 >= 1.0  # the floor stays in view
+    assert LiveLossPlot(display=False).floor_line is None
+
+
+def test_live_plot_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="same length"):
+        LiveLossPlot(display=False).update([0, 1, 2], [1.0])
+
+
+def test_train_draws_into_a_given_live_plot():
+    x, y = make_data(32)
+    plot = LiveLossPlot(display=False)
+    h = train(make_model(), [(x, y)], mse, steps=30, plot_every=25, progress=False, live_plot=plot,
+              eval_fn=lambda m: {"val_loss": 0.5}, eval_every=10)
+    assert list(plot.raw_line.get_xdata()) == h.steps  # the final update happened
+    assert list(plot.eval_lines["val_loss"].get_xdata()) == [10, 20, 30]
+
+
+def test_live_plot_is_off_by_default_outside_a_notebook():
+    assert LiveLossPlot().display is False
+    n_figs = len(plt.get_fignums())
+    x, y = make_data(32)
+    train(make_model(), [(x, y)], mse, steps=3, progress=False)
+    assert len(plt.get_fignums()) == n_figs
+
+
+# -----------------------------------------------------------------------------
+# checkpoints
+
+
+def trained(steps=5):
+    x, y = make_data(64)
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    train(model, as_batches(x, y), mse, steps=steps, optimizer=opt, **QUIET)
+    return model, opt, as_batches(x, y)
+
+
+EXTRA = {"lr": 1e-2, "name": "linear", "ok": True, "none": None, "sizes": [4, 2],
+         "nested": {"a": [1.5, {"b": "c"}]}, "pair": (1, 2)}
+
+
+def test_checkpoint_round_trip_restores_everything(tmp_path):
+    model, opt, batches = trained()
+    path = save_checkpoint(tmp_path / "sub" / "dir" / "model.pt", model, optimizer=opt, step=5, extra=EXTRA)
+    assert path == tmp_path / "sub" / "dir" / "model.pt" and path.exists()
+
+    model2 = make_model(seed=99)
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-2)
+    info = load_checkpoint(path, model2, optimizer=opt2)
+    assert info == {"step": 5, "extra": EXTRA}
+    for (k, a), (k2, b) in zip(model.state_dict().items(), model2.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for i in s1["state"]:
+        for key in s1["state"][i]:
+            assert torch.equal(torch.as_tensor(s1["state"][i][key]), torch.as_tensor(s2["state"][i][key]))
+
+    # training continues identically from the original and from the restored copy
+    h1 = train(model, batches, mse, steps=5, optimizer=opt, **QUIET)
+    h2 = train(model2, batches, mse, steps=5, optimizer=opt2, **QUIET)
+    assert h1.losses == h2.losses
+
+
+def test_checkpoint_loads_with_plain_weights_only_torch_load(tmp_path):
+    model, opt, _ = trained()
+    path = save_checkpoint(tmp_path / "m.pt", model, optimizer=opt, step=5, extra=EXTRA)
+    content = torch.load(path, weights_only=True)
+    assert content["format"] == "course_lib.checkpoint/1"
+    assert set(content) == {"format", "model", "optimizer", "step", "extra"}
+    assert content["step"] == 5 and content["extra"] == EXTRA
+
+
+def test_checkpoint_without_optimizer_or_extra(tmp_path):
+    model, _, _ = trained()
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    assert torch.load(path, weights_only=True)["optimizer"] is None
+    assert load_checkpoint(path, make_model(seed=3)) == {"step": None, "extra": {}}
+    opt = torch.optim.AdamW(make_model().parameters())
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        load_checkpoint(path, make_model(), optimizer=opt)
+
+
+def test_train_saves_a_checkpoint_with_its_history(tmp_path):
+    x, y = make_data(64)
+    model = make_model()
+    h = train(model, as_batches(x, y), mse, steps=4, eval_fn=lambda m: {"val_loss": 0.5},
+              checkpoint_path=tmp_path / "run.pt", **QUIET)
+    model2 = make_model(seed=5)
+    opt2 = torch.optim.AdamW(model2.parameters())
+    info = load_checkpoint(tmp_path / "run.pt", model2, optimizer=opt2)
+    assert info["step"] == 4
+    assert info["extra"]["history"]["losses"] == h.losses
+    assert info["extra"]["history"]["evals"] == h.evals
+    assert torch.equal(model.weight, model2.weight)
+    assert len(opt2.state) == 2  # AdamW moments of weight and bias came back
+
+
+@pytest.mark.parametrize("extra, key", [
+    ({"w": torch.ones(2)}, r"extra\['w'\]"),
+    ({"a": {"b": [1, object()]}}, r"extra\['a'\]\['b'\]\[1\]"),
+    ({"x": np.float64(1.0)}, r"extra\['x'\].*numpy"),
+    ({("tuple", "key"): 1}, "key"),
+])
+def test_non_plain_extra_raises_type_error_naming_the_key(tmp_path, extra, key):
+    with pytest.raises(TypeError, match=key):
+        save_checkpoint(tmp_path / "m.pt", make_model(), extra=extra)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    model, opt, _ = trained()
+    path = save_checkpoint(tmp_path / "m.pt", model, step=1, extra={"v": "old"})
+    old_bytes = path.read_bytes()
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, make_model(seed=8), step=2, extra={"v": "new"})
+    monkeypatch.undo()
+
+    assert path.read_bytes() == old_bytes
+    assert os.listdir(tmp_path) == ["m.pt"]  # no temporary file left behind
+    assert load_checkpoint(path, make_model())["extra"] == {"v": "old"}
+
+
+def test_save_is_atomic_on_keyboard_interrupt(tmp_path, monkeypatch):
+    def interrupted(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "m.pt", make_model())
+    assert os.listdir(tmp_path) == []
+
+
+class Harmless:
+    """A class that records whether unpickling ever reached it."""
+
+    revived = False
+
+    def __setstate__(self, state):
+        Harmless.revived = True
+        self.__dict__.update(state)
+
+
+def write_corrupt(path):
+    path.write_bytes(os.urandom(2000))
+
+
+def write_truncated(path):
+    save_checkpoint(path, make_model(), optimizer=torch.optim.AdamW(make_model().parameters()), step=1)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def write_arbitrary_pickle(path, protocol=pickle.DEFAULT_PROTOCOL):
+    obj = Harmless()
+    obj.payload = 1
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=protocol)
+
+
+def write_plain_tensor(path):
+    torch.save(torch.ones(3), path)
+
+
+def write_wrong_format(path):
+    torch.save({"format": "someone-else/7", "model": make_model().state_dict()}, path)
+
+
+def write_empty(path):
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("write", [
+    write_corrupt, write_truncated, write_arbitrary_pickle, lambda p: write_arbitrary_pickle(p, protocol=2),
+    write_plain_tensor, write_wrong_format, write_empty,
+], ids=["corrupt", "truncated", "pickle", "pickle-protocol-2", "plain-tensor", "wrong-format", "empty"])
+def test_unusable_files_raise_checkpoint_error_naming_the_path(tmp_path, write):
+    path = tmp_path / "bad.pt"
+    write(path)
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Harmless.revived = False
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path, model)
+    message = str(info.value)
+    assert str(path) in message and "re-run the training cell" in message
+    assert isinstance(info.value, ValueError)
+    assert not Harmless.revived  # the pickle was refused, never executed
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_pickled_objects_are_explained(tmp_path):
+    path = tmp_path / "bad.pt"
+    write_arbitrary_pickle(path, protocol=2)
+    with pytest.raises(CheckpointError, match="Python objects") as info:
+        load_checkpoint(path, make_model())
+    assert info.value.__cause__ is not None  # the original error is chained
+
+
+def test_shape_mismatch_raises_checkpoint_error_naming_the_key(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT))
+    model = nn.Linear(IN, OUT + 1)
+    before = model.weight.detach().clone()
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "m.pt", model)
+    message = str(info.value)
+    assert "'weight'" in message and "(3, 4)" in message and "(2, 4)" in message
+    assert "'bias'" in message and str(tmp_path / "m.pt") in message
+    assert torch.equal(model.weight, before)
+
+
+def test_missing_and_unexpected_keys_raise_checkpoint_error_naming_them(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT, bias=False))
+    with pytest.raises(CheckpointError, match=r"'bias': missing from the file"):
+        load_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT))
+    save_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT))
+    with pytest.raises(CheckpointError, match=r"'bias': in the file but not in the model"):
+        load_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT, bias=False))
+
+
+def test_many_mismatches_are_listed_up_to_five(tmp_path):
+    big = nn.Sequential(*[nn.Linear(2, 2) for _ in range(6)])  # 12 keys
+    save_checkpoint(tmp_path / "m.pt", big)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "m.pt", nn.Sequential(*[nn.Linear(3, 3) for _ in range(6)]))
+    message = str(info.value)
+    assert message.count("the model expects shape") == 5 and "and 7 more" in message
+
+
+def test_optimizer_mismatch_raises_checkpoint_error(tmp_path):
+    model, opt, _ = trained()
+    save_checkpoint(tmp_path / "m.pt", model, optimizer=opt)
+    model2 = make_model()
+    opt2 = torch.optim.AdamW([model2.weight])  # one parameter instead of two
+    with pytest.raises(CheckpointError, match="optimizer"):
+        load_checkpoint(tmp_path / "m.pt", model2, optimizer=opt2)
+
+
+def test_missing_file_raises_file_not_found_naming_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        load_checkpoint(tmp_path / "nowhere.pt", make_model())

@@ -48,7 +48,7 @@ class WordVocab:
         """Words -> ids; unknown words become ``<unk>``."""
         if isinstance(words, str):
             raise TypeError("words must be a list of words, not a string: split it first "
-                            "(text.split(), or segment_chinese(text, vocab) for Chinese without spaces)")
+                            "(text.split(), or segment_chinese(text, vocab.itos) for Chinese without spaces)")
         ids = [self.stoi.get(w, self.unk_id) for w in words]
         return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
 

@@ -26,6 +26,7 @@ __all__ = [
     "CJK_FONT",
     "plot_heatmap",
     "show_heatmaps",
+    "plot_attention_grid",
     "TranslationAttentionView",
     "AttentionExplorer",
     "figure_to_png",
@@ -121,6 +122,22 @@ def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Seque
             ax.set_yticklabels([])
     if suptitle:
         fig.suptitle(suptitle)
+    return fig
+
+
+def plot_attention_grid(weights: Sequence, sources: Sequence[Sequence[str]], targets: Sequence[Sequence[str]],
+                        title: str | None = None, size: float = 3.8):
+    """One heatmap per sentence: weights[k] (len(targets[k]), len(sources[k])). Returns the Figure."""
+    if not (len(weights) == len(sources) == len(targets)) or not weights:
+        raise ValueError(f"weights, sources and targets must be non-empty and of equal length, "
+                         f"got {len(weights)}, {len(sources)}, {len(targets)}")
+    widths = [max(3, len(src)) for src in sources]  # long sentences get wider panels
+    fig, axes = plt.subplots(1, len(weights), figsize=(0.42 * sum(widths) + 1.2 * len(weights), size),
+                             squeeze=False, constrained_layout=True, gridspec_kw={"width_ratios": widths})
+    for ax, w, src, tgt in zip(axes[0], weights, sources, targets):
+        plot_heatmap(ax, w, src, tgt, vmax=1.0)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

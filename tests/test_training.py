@@ -735,3 +735,23 @@ def test_optimizer_mismatch_raises_checkpoint_error(tmp_path):
 def test_missing_file_raises_file_not_found_naming_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         load_checkpoint(tmp_path / "nowhere.pt", make_model())
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    from course_lib.training import cosine_factor
+
+    factors = [cosine_factor(s, 100) for s in range(100)]
+    assert factors[0] == pytest.approx(0.2) and factors[4] == pytest.approx(1.0)  # 5 warm-up steps
+    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))  # then never increases
+    assert factors[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_train_applies_the_schedule():
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    batch = (torch.randn(8, 2), torch.randn(8, 1))
+    train(model, [batch], lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(), steps=20, optimizer=opt,
+          schedule="cosine", progress=False, live_plot=False)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * 0.1, rel=0.05)
+    with pytest.raises(ValueError, match="schedule"):
+        train(model, [batch], lambda m, b: m(b[0]).mean(), steps=1, schedule="linear", progress=False)

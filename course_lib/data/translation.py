@@ -366,6 +366,14 @@ def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
         raise ValueError(f"num_sentences must be an int >= 100, got {num_sentences!r}")
     if len(split) != 3 or any(p <= 0 for p in split) or abs(sum(split) - 1.0) > 1e-9:
         raise ValueError(f"split must be three positive fractions summing to 1, got {split!r}")
+    n_train = round(split[0] * num_sentences)
+    n_val = round(split[1] * num_sentences)
+    if num_sentences - n_train - n_val < len(NOTES_EXAMPLES):
+        raise ValueError(
+            f"split {split!r} leaves {num_sentences - n_train - n_val} of num_sentences={num_sentences} "
+            f"for the test split, which always holds the notes' {len(NOTES_EXAMPLES)} examples; "
+            "make the test fraction larger"
+        )
     rng = random.Random(seed)
     examples = list(NOTES_EXAMPLES)
     seen_zh = {p.zh for p in examples}
@@ -382,8 +390,6 @@ def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
         seen_zh.add(pair.zh)
         seen_en.add(pair.en)
         pairs.append(pair)
-    n_train = round(split[0] * num_sentences)
-    n_val = round(split[1] * num_sentences)
     test = pairs[n_train + n_val:] + examples
     zh_words, en_words = _all_words()
     return TranslationCorpus(train=pairs[:n_train], validation=pairs[n_train:n_train + n_val], test=test,

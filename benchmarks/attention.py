@@ -1,0 +1,178 @@
+"""Speed of the course's MultiHeadAttention against torch.nn.MultiheadAttention.
+
+Run from the repository root::
+
+    python benchmarks/attention.py            # the full table
+    python benchmarks/attention.py --quick    # fewer repetitions, for a smoke test
+
+Both modules get the same weights and the same input (self-attention, query = key = value)
+and are timed for one forward + backward pass, on 2 CPU threads, after a warm-up. The two are
+measured in alternation, so a busy machine slows both alike, and each time is the median of
+the repetitions. ``torch.nn.MultiheadAttention`` is called with ``need_weights=True,
+average_attn_weights=False`` so that it returns what ours returns (the weights of every head);
+the column "torch fused" is torch without weights (``need_weights=False``, the fused kernel),
+for information only.
+
+The target: ours / torch <= 1.25 at every shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from course_lib.attention import MultiHeadAttention
+
+TARGET_RATIO = 1.25
+THREADS = 2
+
+SHAPES = [
+    # name, B, T, d, h
+    ("tiny", 2, 8, 32, 4),
+    ("course-size", 32, 16, 64, 4),
+    ("long", 4, 512, 128, 4),
+]
+
+
+def same_weights(d: int, h: int) -> tuple[MultiHeadAttention, nn.MultiheadAttention]:
+    ours = MultiHeadAttention(d, h)
+    ref = nn.MultiheadAttention(d, h, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        ref.out_proj.weight.copy_(ours.w_o.weight)
+        ref.out_proj.bias.copy_(ours.w_o.bias)
+    return ours, ref
+
+
+def step_ours(module: MultiHeadAttention, x: torch.Tensor) -> None:
+    module.zero_grad(set_to_none=True)
+    x.grad = None
+    out, weights = module(x, x, x)
+    out.sum().backward()
+
+
+def step_torch(module: nn.MultiheadAttention, x: torch.Tensor) -> None:
+    module.zero_grad(set_to_none=True)
+    x.grad = None
+    out, weights = module(x, x, x, need_weights=True, average_attn_weights=False)
+    out.sum().backward()
+
+
+def step_torch_fused(module: nn.MultiheadAttention, x: torch.Tensor) -> None:
+    module.zero_grad(set_to_none=True)
+    x.grad = None
+    out, _ = module(x, x, x, need_weights=False)
+    out.sum().backward()
+
+
+def calls_per_sample(fn, min_seconds: float) -> int:
+    """How many calls make one timing sample last at least ``min_seconds``."""
+    n = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if time.perf_counter() - start >= min_seconds or n >= 1 << 16:
+            return n
+        n *= 2
+
+
+def compare(fns: dict, repeats: int, min_seconds: float, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each function, timed in alternation."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    n = max(calls_per_sample(fn, min_seconds) for fn in fns.values())
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - start) / n)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.1f} us"
+    return f"{seconds * 1e3:8.2f} ms"
+
+
+# ---------------------------------------------------------------------------
+# Attention explorer: redraw time (to be filled in)
+# ---------------------------------------------------------------------------
+
+def explorer_redraw() -> float | None:
+    """Median redraw time (ms) of ``course_lib.viz.AttentionExplorer``; None when not measured.
+
+    PLACEHOLDER: the measurement of the explorer's redraw (update + PNG) goes here.
+    """
+    try:
+        from course_lib.viz import AttentionExplorer  # noqa: F401  (imported lazily: matplotlib, ipywidgets)
+    except ImportError as err:
+        print(f"explorer redraw: skipped, course_lib.viz.AttentionExplorer is not available yet ({err})")
+        return None
+    print("explorer redraw: skipped, the measurement is not written yet")
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test, noisy numbers)")
+    parser.add_argument("--repeats", type=int, default=None, help="timing samples per implementation")
+    args = parser.parse_args()
+    repeats = args.repeats or (5 if args.quick else 21)
+    min_seconds = 0.01 if args.quick else 0.05
+    warmup = 3 if args.quick else 10
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}")
+    print(f"threads: torch.get_num_threads() = {torch.get_num_threads()} "
+          f"(machine: os.cpu_count() = {os.cpu_count()})")
+    print(f"forward + backward, self-attention, float32, CPU; median of {repeats} samples; "
+          f"target ours / torch <= {TARGET_RATIO}")
+    print()
+    header = (f"{'shape':<12} {'B':>3} {'T':>4} {'d':>4} {'h':>2} | {'ours':>11} {'torch':>11} "
+              f"{'ours/torch':>10} {'target':>6} | {'torch fused':>11} {'ours/fused':>10}")
+    print(header)
+    print("-" * len(header))
+    all_ok = True
+    for name, B, T, d, h in SHAPES:
+        ours, ref = same_weights(d, h)
+        x_ours = torch.randn(B, T, d, requires_grad=True)
+        x_ref = x_ours.detach().clone().requires_grad_(True)
+        with torch.no_grad():  # same module, same numbers: a benchmark of the wrong thing is worthless
+            out_a, _ = ours(x_ours, x_ours, x_ours)
+            out_b, _ = ref(x_ref, x_ref, x_ref, need_weights=True, average_attn_weights=False)
+            torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-4)
+        times = compare(
+            {
+                "ours": lambda: step_ours(ours, x_ours),
+                "torch": lambda: step_torch(ref, x_ref),
+                "fused": lambda: step_torch_fused(ref, x_ref),
+            },
+            repeats=repeats, min_seconds=min_seconds, warmup=warmup,
+        )
+        ratio = times["ours"] / times["torch"]
+        ok = ratio <= TARGET_RATIO
+        all_ok &= ok
+        print(f"{name:<12} {B:>3} {T:>4} {d:>4} {h:>2} | {fmt_time(times['ours'])} {fmt_time(times['torch'])} "
+              f"{ratio:>10.2f} {'ok' if ok else 'SLOW':>6} | {fmt_time(times['fused'])} "
+              f"{times['ours'] / times['fused']:>10.2f}")
+    print()
+    print("all shapes meet the target" if all_ok else "some shapes miss the target (see 'SLOW')")
+    print()
+    explorer_redraw()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Regenerate every image in ``figures/``: ``python -m course_lib.figures``.
+
+Each figure is computed from the library (training included), seeded, and saved without
+timestamps, so running it twice on the same machine writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import seq2seq, viz  # noqa: E402
+from .data import NOTES_EXAMPLES, make_translation_corpus  # noqa: E402
+from .tokenizers import WordVocab  # noqa: E402
+
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "figures"
+
+
+def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) -> list[pathlib.Path]:
+    """figures/attention_alignment.png and figures/attention_explorer.png (notebook 01)."""
+    corpus = make_translation_corpus(seed=0)
+    src_vocab, tgt_vocab = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
+    model, _ = seq2seq.train_translator(corpus, src_vocab, tgt_vocab, score="additive", steps=steps, seed=seed,
+                                        live_plot=False, progress=False)
+    pairs = [NOTES_EXAMPLES[1]] + [p for p in corpus.test if "在" in p.zh and "的" in p.zh][:1]
+    weights = seq2seq.forced_attention(model, pairs, src_vocab, tgt_vocab)
+    fig = viz.plot_attention_grid(weights, [p.zh for p in pairs], [p.en for p in pairs],
+                                  title="where the decoder looks while it writes each English word")
+    paths = [out_dir / "attention_alignment.png"]
+    paths[0].write_bytes(viz.figure_to_png(fig, dpi=100))
+    plt.close(fig)
+
+    trace = seq2seq.trace_translation(model, list(pairs[0].zh), src_vocab, tgt_vocab)
+    view = viz.TranslationAttentionView()
+    view.update(trace["source"], trace["output"], trace["weights"], trace["contexts"],
+                step=trace["output"].index("yesterday"), title="attention explorer (notebook 01)")
+    paths.append(out_dir / "attention_explorer.png")
+    paths[1].write_bytes(viz.figure_to_png(view.fig, dpi=100))
+    plt.close(view.fig)
+    return paths
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=pathlib.Path, default=FIGURES, help="output folder (default: figures/)")
+    parser.add_argument("--steps", type=int, default=400, help="training steps of the translator")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in attention_figures(args.out, steps=args.steps):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

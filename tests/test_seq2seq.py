@@ -1,0 +1,105 @@
+"""The GRU encoder-decoder with attention of notebook 01."""
+
+import pytest
+import torch
+
+from course_lib import seq2seq
+from course_lib.data import SentencePair, make_translation_corpus
+from course_lib.tokenizers import WordVocab
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    corpus = make_translation_corpus(num_sentences=400, seed=3)
+    src, tgt = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
+    return corpus, src, tgt
+
+
+@pytest.mark.parametrize("score", ["additive", "dot", "scaled_dot", "bilinear"])
+def test_shapes_and_weights(setup, score):
+    corpus, sv, tv = setup
+    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16, score=score)
+    batch = next(seq2seq.translation_batches(corpus.train, sv, tv, batch_size=8))
+    src, lengths, tgt_in, tgt_out = batch
+    logits, weights = model(src, lengths, tgt_in)
+    assert logits.shape == (8, tgt_in.shape[1], len(tv))
+    assert weights.shape == (8, tgt_in.shape[1], src.shape[1])
+    assert torch.allclose(weights.sum(-1), torch.ones(8, tgt_in.shape[1]), atol=1e-5)
+    for b in range(8):  # no attention on padding
+        assert weights[b, :, lengths[b]:].abs().max().item() == 0.0 if lengths[b] < src.shape[1] else True
+
+
+def test_padding_does_not_change_a_sentence(setup):
+    corpus, sv, tv = setup
+    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16).eval()
+    short = min(corpus.train, key=lambda p: len(p.zh))
+    long = max(corpus.train, key=lambda p: len(p.zh))
+    alone = seq2seq._encode_pairs([short], sv, tv)
+    together = seq2seq._encode_pairs([short, long], sv, tv)
+    a, wa = model(alone[0], alone[1], alone[2])
+    b, wb = model(together[0], together[1], together[2][:, :alone[2].shape[1]])
+    T, S = a.shape[1], len(short.zh)
+    assert torch.allclose(a[0], b[0, :T], atol=1e-5)
+    assert torch.allclose(wa[0], wb[0, :T, :S], atol=1e-6)
+
+
+def test_trace_is_consistent(setup):
+    corpus, sv, tv = setup
+    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
+    zh = list(corpus.test[0].zh)
+    trace = seq2seq.trace_translation(model, zh, sv, tv, max_len=6)
+    T, S = len(trace["output"]), len(zh)
+    assert trace["weights"].shape == (T, S) and trace["contexts"].shape == (T, 16)
+    assert torch.allclose(trace["contexts"], trace["weights"] @ trace["encoder_states"], atol=1e-6)
+    assert model.training  # mode restored
+    with pytest.raises(TypeError, match="list of words"):
+        seq2seq.translate(model, "我爱你", sv, tv)
+    with pytest.raises(ValueError, match="at least one word"):
+        seq2seq.translate(model, [], sv, tv)
+
+
+class _OracleModel(torch.nn.Module):
+    """Pretends to attend exactly where the gold alignment says (or one word to the right)."""
+
+    def __init__(self, pairs, shift=0):
+        super().__init__()
+        self.pairs, self.shift = pairs, shift
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, src, src_lengths, tgt_in):
+        B, S = src.shape
+        w = torch.zeros(B, tgt_in.shape[1], S)
+        for b, p in enumerate(self.pairs):
+            for j, i in enumerate(p.alignment):
+                w[b, j, (max(i, 0) + self.shift) % len(p.zh)] = 1.0
+        return None, w
+
+
+def test_alignment_score_counts_peaks(setup):
+    corpus, sv, tv = setup
+    pairs = [p for p in corpus.test if any(p.reordered)][:20]
+    assert seq2seq.alignment_score(_OracleModel(pairs), pairs, sv, tv)["reordered"] == 1.0
+    assert seq2seq.alignment_score(_OracleModel(pairs, shift=1), pairs, sv, tv)["reordered"] == 0.0
+    plain = [SentencePair(("我",), ("I",), (0,), (False,))]
+    with pytest.raises(ValueError, match="no reordered"):
+        seq2seq.alignment_score(_OracleModel(plain), plain, sv, tv)
+
+
+def test_training_learns_and_is_deterministic(setup):
+    corpus, sv, tv = setup
+    kwargs = dict(d_model=32, steps=40, batch_size=32, live_plot=False, progress=False)
+    m1, h1 = seq2seq.train_translator(corpus, sv, tv, **kwargs)
+    m2, h2 = seq2seq.train_translator(corpus, sv, tv, **kwargs)
+    assert h1.losses == h2.losses
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert sum(h1.losses[-5:]) / 5 < 0.6 * sum(h1.losses[:5]) / 5
+
+
+def test_bad_input(setup):
+    _, sv, tv = setup
+    with pytest.raises(ValueError, match="d_model must be even"):
+        seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=15)
+    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
+    with pytest.raises(ValueError, match="src must be"):
+        model.encode(torch.zeros(3, dtype=torch.long), torch.tensor([3]))

@@ -100,6 +100,17 @@ def compare(fns: dict, repeats: int, min_seconds: float, warmup: int) -> dict[st
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux), None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def fmt_time(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:8.1f} us"
@@ -107,21 +118,47 @@ def fmt_time(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Attention explorer: redraw time (to be filled in)
+# Attention explorer: redraw time
 # ---------------------------------------------------------------------------
 
-def explorer_redraw() -> float | None:
-    """Median redraw time (ms) of ``course_lib.viz.AttentionExplorer``; None when not measured.
+EXPLORER_TARGET_MS = 50.0
 
-    PLACEHOLDER: the measurement of the explorer's redraw (update + PNG) goes here.
+
+def explorer_redraw(repeats: int = 41) -> dict[str, float]:
+    """Median time (ms) of the attention explorer's redraws, as a learner triggers them.
+
+    - step: moving the step slider (update the artists + render the PNG the notebook shows);
+    - sentence: choosing another sentence (translate it, then redraw with new labels).
+    The translator is untrained (the timing does not depend on its weights).
     """
-    try:
-        from course_lib.viz import AttentionExplorer  # noqa: F401  (imported lazily: matplotlib, ipywidgets)
-    except ImportError as err:
-        print(f"explorer redraw: skipped, course_lib.viz.AttentionExplorer is not available yet ({err})")
-        return None
-    print("explorer redraw: skipped, the measurement is not written yet")
-    return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_lib import seq2seq
+    from course_lib.attention import SCORE_NAMES
+    from course_lib.data import make_translation_corpus
+    from course_lib.tokenizers import WordVocab
+    from course_lib.viz import AttentionExplorer
+
+    corpus = make_translation_corpus(num_sentences=200, seed=0)
+    sv, tv = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
+    models = {name: seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=64, score=name) for name in SCORE_NAMES}
+    sentences = [p.zh for p in corpus.test[:8]]
+    explorer = AttentionExplorer(lambda score, words: seq2seq.trace_translation(models[score], words, sv, tv),
+                                 sentences=sentences, score_names=list(SCORE_NAMES))
+    step_ms, sentence_ms = [], []
+    for i in range(repeats):
+        explorer.redraw_ms.clear()
+        explorer.step.value = 1 + i % explorer.step.max
+        step_ms += explorer.redraw_ms or [explorer.redraw()]
+        start = time.perf_counter()
+        explorer.sentence.value = tuple(sentences[i % len(sentences)])
+        sentence_ms.append(1000 * (time.perf_counter() - start))
+    step, sentence = statistics.median(step_ms), statistics.median(sentence_ms)
+    print(f"attention explorer, median of {repeats}: step redraw {step:.1f} ms "
+          f"(target <= {EXPLORER_TARGET_MS:.0f} ms: {'ok' if step <= EXPLORER_TARGET_MS else 'SLOW'}), "
+          f"new sentence (translate + redraw) {sentence:.1f} ms")
+    return {"step_ms": step, "sentence_ms": sentence}
 
 
 def main() -> None:
@@ -138,6 +175,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}")
     print(f"threads: torch.get_num_threads() = {torch.get_num_threads()} "
           f"(machine: os.cpu_count() = {os.cpu_count()})")
+    busy_start, own_start, wall_start = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     print(f"forward + backward, self-attention, float32, CPU; median of {repeats} samples; "
           f"target ours / torch <= {TARGET_RATIO}")
     print()
@@ -170,6 +208,14 @@ def main() -> None:
               f"{times['ours'] / times['fused']:>10.2f}")
     print()
     print("all shapes meet the target" if all_ok else "some shapes miss the target (see 'SLOW')")
+    busy_end = busy_cpu_seconds()
+    if busy_start is not None and busy_end is not None:
+        # what the rest of the machine used meanwhile, in CPU cores
+        others = ((busy_end - busy_start) - (time.process_time() - own_start)) / (time.perf_counter() - wall_start)
+        print(f"other processes used {max(others, 0.0):.2f} CPU cores on average during the run")
+        if others > 0.25:
+            print("WARNING: the machine was not quiet; the times, and even the ratios, are unreliable: "
+                  "run again when nothing else is running")
     print()
     explorer_redraw()
 

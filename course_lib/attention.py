@@ -186,6 +186,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
     """
     if mask is None:
         return torch.softmax(scores, dim=-1)
+    _check_mask(mask, tuple(scores.shape), "scores (..., Tq, Tk)")
     # Masking happens *before* the softmax: -inf scores get weight exp(-inf) = 0 and the
     # remaining weights still sum to 1.
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
@@ -254,6 +255,11 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         raise ValueError(f"q and k must have the same width d_k: q {_shape(q)}, k {_shape(k)}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same length Tk: k {_shape(k)}, v {_shape(v)}")
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"q, k and v must have the same leading (batch, head) axes: "
+                         f"q {_shape(q)}, k {_shape(k)}, v {_shape(v)}") from None
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     d_k = q.shape[-1]

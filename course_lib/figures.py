@@ -37,13 +37,18 @@ def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) ->
     plt.close(fig)
 
     trace = seq2seq.trace_translation(model, list(pairs[0].zh), src_vocab, tgt_vocab)
-    view = viz.TranslationAttentionView()
+    view = viz.TranslationAttentionView(dpi=100)
     view.update(trace["source"], trace["output"], trace["weights"], trace["contexts"],
-                step=trace["output"].index("yesterday"), title="attention explorer (notebook 01)")
+                step=_step_of(trace["output"], "yesterday"), title="attention explorer (notebook 01)")
     paths.append(out_dir / "attention_explorer.png")
-    paths[1].write_bytes(viz.figure_to_png(view.fig, dpi=100))
+    paths[1].write_bytes(view.to_png())
     plt.close(view.fig)
     return paths
+
+
+def _step_of(words: list[str], word: str) -> int:
+    """The decoder step that wrote ``word`` (the last step if it never did, e.g. after a very short run)."""
+    return words.index(word) if word in words else len(words) - 1
 
 
 def main(argv=None) -> None:

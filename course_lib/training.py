@@ -474,6 +474,12 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
         if plot is not None and plot is not live_plot:
             plot.close()  # a plot we made ourselves; the picture in the notebook stays
 
+    if progress:
+        # One plain line that stays readable where the progress bar widget is not (e.g. on GitHub).
+        last = {k: v for k, v in (history.last_eval() or {}).items() if k != "step"}
+        extra = "".join(f", {k} {v:.4g}" for k, v in last.items())
+        print(f"{desc}: {steps} steps in {history.seconds:.1f} s, loss {smoothed:.4f}{extra}")
+
     if checkpoint_path is not None:
         # The history goes along, so a notebook can load the checkpoint and still plot the curve.
         save_checkpoint(checkpoint_path, model, optimizer=optimizer, step=steps,

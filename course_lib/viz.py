@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import font_manager
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 __all__ = [
@@ -161,20 +163,24 @@ class TranslationAttentionView:
     Top right: a_i for the current step, as bars over the source words.
     Bottom right: the context vector of that step, context = sum_i a_i h_i, as a colour strip.
 
-    ``update(...)`` redraws by changing artists; the figure is created once.
+    The figure is created once. A new sentence redraws everything (labels change); a new step
+    only redraws the artists that change (frame, bars, step title, context strip) on top of a
+    saved background ("blitting"), which keeps a step redraw to a few milliseconds.
     """
 
     def __init__(self, figsize=(9.0, 3.6), dpi: int = 80):
-        self.fig = plt.figure(figsize=figsize, dpi=dpi)
+        # A figure outside pyplot: only the widget shows it, never the inline backend a second time.
+        self.fig = Figure(figsize=figsize, dpi=dpi)
+        FigureCanvasAgg(self.fig)
         grid = self.fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[3, 1], wspace=0.25,
-                                     hspace=0.9, left=0.1, right=0.98, top=0.9, bottom=0.12)
+                                     hspace=0.9, left=0.1, right=0.98, top=0.86, bottom=0.12)
         self.ax_map = self.fig.add_subplot(grid[:, 0])
         self.ax_bar = self.fig.add_subplot(grid[0, 1])
         self.ax_ctx = self.fig.add_subplot(grid[1, 1])
-        self._image = self._frame = self._ctx_image = None
+        self._image = self._frame = self._ctx_image = self._step_text = None
         self._bars = []
-        self._shape = None
-        self._source = self._output = None
+        self._source = self._output = self._title = None
+        self._background = None
 
     def update(self, source: Sequence[str], output: Sequence[str], weights, contexts=None,
                step: int = 0, title: str | None = None) -> None:
@@ -185,45 +191,73 @@ class TranslationAttentionView:
                              f"({len(output)}, {len(source)}), got {w.shape}")
         if not 0 <= step < len(output):
             raise ValueError(f"step must be in [0, {len(output)}), got {step}")
-        same_sentence = (self._source, self._output) == (list(source), list(output))
-        if not same_sentence or self._image is None:
-            self._draw_sentence(list(source), list(output), w)
-        else:
-            self._image.set_data(w)
+        c = None if contexts is None else _as_array(contexts)
+        if self._image is None or (list(source), list(output), title) != (self._source, self._output, self._title) \
+                or not np.array_equal(self._image.get_array(), w):
+            self._draw_sentence(list(source), list(output), w, c, title)
+        # the current step: frame its row, set the bar heights, show its context
         row = w[step]
-        # the current step: frame its row, set the bar heights
         self._frame.set_y(step - 0.5)
         for bar, value in zip(self._bars, row):
             bar.set_height(value)
             bar.set_color("#d62728" if value == row.max() else "#1f77b4")
-        self.ax_bar.set_title(f"step {step + 1}: emits '{output[step]}'   a = softmax(s(h_i, q))", fontsize=10)
-        if contexts is not None:
-            c = _as_array(contexts)[step:step + 1]
-            if self._ctx_image is None or self._ctx_image.get_array().shape != c.shape:
-                self.ax_ctx.clear()
-                lim = float(np.abs(_as_array(contexts)).max()) or 1.0
-                self._ctx_image = self.ax_ctx.imshow(c, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-                self.ax_ctx.set_yticks([])
-                self.ax_ctx.set_xlabel(f"context = Σ a_i h_i   ({c.shape[1]} numbers)", fontsize=9)
-            else:
-                self._ctx_image.set_data(c)
-        if title is not None:
-            self.fig.suptitle(title, fontsize=11)
+        self._step_text.set_text(f"step {step + 1}: emits '{output[step]}'")
+        if c is not None:
+            self._ctx_image.set_data(c[step:step + 1])
+        self._blit()
 
-    def _draw_sentence(self, source, output, w) -> None:
-        self.ax_map.clear()
-        self.ax_bar.clear()
+    def _draw_sentence(self, source, output, w, contexts, title) -> None:
+        """Redraw the parts that change only with the sentence, and save them as the background."""
+        for ax in (self.ax_map, self.ax_bar, self.ax_ctx):
+            ax.clear()
         self._image = plot_heatmap(self.ax_map, w, source, output, vmin=0.0, vmax=1.0)
         self.ax_map.set_xlabel("source words (keys h_i)", fontsize=9)
         self.ax_map.set_ylabel("output words (one query per step)", fontsize=9)
-        self._frame = Rectangle((-0.5, -0.5), len(source), 1, fill=False, edgecolor="#d62728", linewidth=2)
+        self._frame = Rectangle((-0.5, -0.5), len(source), 1, fill=False, edgecolor="#d62728", linewidth=2,
+                                animated=True)
         self.ax_map.add_patch(self._frame)
-        self._bars = list(self.ax_bar.bar(range(len(source)), np.zeros(len(source))))
+        self._bars = list(self.ax_bar.bar(range(len(source)), np.zeros(len(source)), animated=True))
         self.ax_bar.set_ylim(0, 1)
         self.ax_bar.set_xticks(range(len(source)))
         self.ax_bar.set_xticklabels(source, fontsize=9)
         self.ax_bar.set_ylabel("a_i", fontsize=9)
-        self._source, self._output = source, output
+        self.ax_bar.set_title("a = softmax(s(h_i, q))", fontsize=10, loc="right")
+        self._step_text = self.ax_bar.text(0.0, 1.04, "", transform=self.ax_bar.transAxes, fontsize=10,
+                                           ha="left", va="bottom", color="#d62728", animated=True)
+        self.ax_ctx.set_yticks([])
+        if contexts is not None:
+            lim = float(np.abs(contexts).max()) or 1.0
+            self._ctx_image = self.ax_ctx.imshow(contexts[:1], cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto",
+                                                 animated=True)
+            self.ax_ctx.set_xlabel(f"context = Σ a_i h_i   ({contexts.shape[1]} numbers)", fontsize=9)
+        else:
+            self.ax_ctx.axis("off")
+        if title is not None:
+            self.fig.suptitle(title, fontsize=11)
+        self._source, self._output, self._title = source, output, title
+        self.fig.canvas.draw()  # animated artists are left out of this full draw ...
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)  # ... and drawn per step
+
+    def _blit(self) -> None:
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        self.ax_map.draw_artist(self._frame)
+        for bar in self._bars:
+            self.ax_bar.draw_artist(bar)
+        self.ax_bar.draw_artist(self._step_text)
+        if self._ctx_image is not None and self._ctx_image.axes is self.ax_ctx:
+            self.ax_ctx.draw_artist(self._ctx_image)
+
+    def to_png(self) -> bytes:
+        """The PNG of the current state (what the notebook shows)."""
+        import io
+
+        from PIL import Image
+
+        pixels = np.asarray(self.fig.canvas.buffer_rgba())[..., :3]
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
 
 
 class AttentionExplorer:
@@ -294,10 +328,11 @@ class AttentionExplorer:
         t = self._trace
         self.view.update(t["source"], t["output"], t["weights"], t.get("contexts"), step=self.step.value - 1,
                          title=f"score s(h, q): {self.score.value}")
+        png = self.view.to_png()  # rendered even outside a notebook, so timings are honest
         if self._handle is not None:
-            self._handle.update(self.view.fig)
-        else:
-            figure_to_png(self.view.fig)  # outside a notebook: render anyway, so timings are honest
+            from IPython.display import Image
+
+            self._handle.update(Image(data=png, format="png"))
         ms = 1000 * (time.perf_counter() - start)
         self.redraw_ms.append(ms)
         return ms
@@ -307,6 +342,7 @@ class AttentionExplorer:
         from IPython.display import display
 
         display(self.widget)
-        self._handle = display(self.view.fig, display_id=True)
-        plt.close(self.view.fig)  # the handle shows it; keep inline backends from drawing it twice
+        from IPython.display import Image
+
+        self._handle = display(Image(data=self.view.to_png(), format="png"), display_id=True)
         return self

@@ -116,7 +116,7 @@ def test_sdpa_fully_masked_row_is_zero_and_gradients_are_finite():
     assert torch.equal(out[0, 1], torch.zeros(6))
     torch.testing.assert_close(weights[1, 2].sum(), torch.tensor(1.0))
     # the other rows are untouched by the empty one
-    ref_out, ref_w = scaled_dot_product_attention(q[:1, [0, 2]], k[:1], v[:1], mask=mask[:1, [0, 2]])
+    ref_out, _ = scaled_dot_product_attention(q[:1, [0, 2]], k[:1], v[:1], mask=mask[:1, [0, 2]])
     torch.testing.assert_close(out[:1, [0, 2]], ref_out, atol=ATOL, rtol=0)
 
     (out.square().sum() + weights.square().sum()).backward()
@@ -604,3 +604,16 @@ def test_padding_mask_rejects_bad_ids():
         padding_mask([[1, 2, 0]], 0)
     with raises_naming(TypeError, "token_ids", "integer", "torch.float32"):
         padding_mask(torch.ones(2, 3), 0)
+
+
+def test_mismatched_batch_axes_are_named():
+    q, k, v = torch.randn(2, 3, 4), torch.randn(5, 3, 4), torch.randn(5, 3, 4)
+    with pytest.raises(ValueError, match=r"leading \(batch, head\) axes.*q \(2, 3, 4\)"):
+        scaled_dot_product_attention(q, k, v)
+
+
+def test_masked_softmax_checks_its_mask():
+    with pytest.raises(TypeError, match="torch.bool"):
+        masked_softmax(torch.zeros(2, 3), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="broadcastable"):
+        masked_softmax(torch.zeros(2, 3), torch.ones(4, 3, dtype=torch.bool))

@@ -53,13 +53,16 @@ def test_view_updates_artists_in_place():
     view = viz.TranslationAttentionView()
     t = _trace("additive", SRC)
     view.update(t["source"], t["output"], t["weights"], t["contexts"], step=0)
-    image, bars = view._image, view._bars
-    before = viz.figure_to_png(view.fig)
+    image, bars, background = view._image, view._bars, view._background
+    before = view.to_png()
     view.update(t["source"], t["output"], t["weights"], t["contexts"], step=4)
     assert view._image is image and view._bars == bars  # same artists, new values
+    assert view._background is background  # a step change redraws only what moves
     assert view._frame.get_y() == 3.5
     assert [b.get_height() for b in bars] == pytest.approx(t["weights"][4].tolist())
-    assert viz.figure_to_png(view.fig) != before
+    assert view.to_png() != before
+    view.update(t["source"], t["output"], t["weights"], t["contexts"], step=0)
+    assert view.to_png() == before  # blitting gives exactly the picture of a full redraw
     with pytest.raises(ValueError, match="weights must have shape"):
         view.update(SRC, OUT, torch.ones(2, 2), step=0)
     with pytest.raises(ValueError, match="step"):
@@ -77,9 +80,9 @@ def test_explorer_controls_drive_the_picture():
     explorer = viz.AttentionExplorer(trace, sentences=[SRC, SRC[:3]], score_names=["additive", "dot"],
                                      segment=lambda text: list(text))
     assert calls == [("additive", tuple(SRC))]
-    png = viz.figure_to_png(explorer.view.fig)
+    png = explorer.view.to_png()
     explorer.step.value = 3
-    assert viz.figure_to_png(explorer.view.fig) != png
+    assert explorer.view.to_png() != png
     explorer.score.value = "dot"
     assert calls[-1] == ("dot", tuple(SRC))
     explorer.sentence.value = tuple(SRC[:3])

@@ -10,6 +10,7 @@ each module has one job:
 - ``training``: one training loop for every notebook, checkpoints
 - ``viz``: heatmaps and the widgets built on them
 - ``exercises``: auto-checked exercises
+- ``toys``: tiny tasks that make one mechanism visible in seconds
 - ``figures``: ``python -m course_lib.figures`` regenerates ``figures/``
 """
 

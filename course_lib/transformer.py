@@ -1,0 +1,464 @@
+"""The Transformer of the notes: positional encoding, encoder and decoder layers, the full model.
+
+The notes describe machine translation with an encoder and a decoder:
+
+- encoder (编码器): from the word-embedding matrix X, linear maps give Q, K, V and
+  Z = Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V; then "Add" (a residual connection, 残差连接)
+  and "Norm" (layer normalisation), then "Feed Forward" (two fully connected layers, 两层全连接层),
+  again with Add & Norm: :class:`EncoderLayer`.
+- decoder (解码器): the first self-attention is one-directional (masked, so position t sees only
+  positions <= t); the second takes K, V from the encoder output C and Q from the decoder:
+  :class:`DecoderLayer`.
+
+Attention itself lives in :mod:`course_lib.attention` (:class:`MultiHeadAttention`); this module
+only arranges it. Word order enters through :func:`sinusoidal_positional_encoding`.
+
+Shapes: B batch, S source length, T target length, h heads, d model width, V vocabulary size.
+Masks are boolean and **True means "may attend"**. Each layer keeps its latest attention weights
+(detached) for visualisation; :meth:`EncoderDecoder.attention_maps` collects them.
+
+Given the same weights and dropout 0, :class:`EncoderLayer` and :class:`DecoderLayer` equal
+``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer(batch_first=True,
+norm_first=False, activation="relu")`` (see ``tests/test_transformer.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .attention import MultiHeadAttention, _check_mask, _check_tensor, _shape, causal_mask, padding_mask
+
+__all__ = [
+    "sinusoidal_positional_encoding",
+    "FeedForward",
+    "EncoderLayer",
+    "DecoderLayer",
+    "Encoder",
+    "Decoder",
+    "EncoderDecoder",
+]
+
+
+# ---------------------------------------------------------------------------
+# Input checks: name the argument, the expected shape and what was given.
+# ---------------------------------------------------------------------------
+
+def _check_positive_int(name: str, value) -> None:
+    # bool is an int in Python, but True is never a meaningful size
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_dropout(dropout) -> None:
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+
+
+def _check_stream(name: str, x, d_model: int, what: str) -> None:
+    """x must be a floating-point (B, T, d_model) tensor."""
+    expected = f"{what} with d_model={d_model}"
+    _check_tensor(name, x, 3, expected)
+    if x.dim() != 3 or x.shape[-1] != d_model:
+        raise ValueError(f"{name} must have shape {expected}, got {_shape(x)}")
+
+
+def _check_named_mask(name: str, mask, expected: tuple[int, ...], what: str) -> None:
+    """attention's mask check, with the message naming this argument (src_mask, tgt_mask, ...)."""
+    try:
+        _check_mask(mask, expected, what)
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        if name != "mask" and message.startswith("mask"):
+            message = name + message[len("mask"):]
+        raise type(err)(message) from None
+
+
+def _check_ids(name: str, ids, vocab_size: int, max_len: int) -> None:
+    """ids must be an integer (B, L) tensor of ids in [0, vocab_size), with L <= max_len."""
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name} must be an integer torch.Tensor of shape (B, L), got {type(ids).__name__}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (e.g. torch.long), got dtype {ids.dtype}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must have shape (B, L), got {_shape(ids)}")
+    if ids.shape[1] == 0:
+        raise ValueError(f"{name} must hold at least one token, got {_shape(ids)}")
+    if ids.shape[1] > max_len:
+        raise ValueError(
+            f"{name} has length L={ids.shape[1]}, longer than the positional table's max_len={max_len}; "
+            f"shorten the sequence or build the model with a larger max_len"
+        )
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"{name} must hold ids in [0, vocab_size={vocab_size}), got values from {int(ids.min())} to {int(ids.max())}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Positional encoding and feed-forward
+# ---------------------------------------------------------------------------
+
+def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
+    """The sine / cosine position table of "Attention Is All You Need".
+
+    PE[p, 2i] = sin(p / 10000^(2i/d)),  PE[p, 2i+1] = cos(p / 10000^(2i/d)).
+
+    Each pair of columns is a rotation at its own frequency, from one turn every 2*pi positions
+    (i = 0) to one every 10000 * 2*pi; so every position gets a distinct code, and PE[p + k] is a
+    linear function of PE[p] for a fixed offset k.
+
+    Args:
+        max_len: number of positions (rows).
+        d_model: width d. An odd d is allowed: the last column is a sine without its cosine.
+
+    Returns:
+        (max_len, d_model) float32 tensor with values in [-1, 1].
+    """
+    _check_positive_int("max_len", max_len)
+    _check_positive_int("d_model", d_model)
+    position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (max_len, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # 2i = 0, 2, 4, ...; ceil(d/2) values
+    # Computed in float64 so that the angles of large positions keep their digits.
+    angle = position / torch.pow(10000.0, two_i / d_model)  # (max_len, ceil(d/2))
+    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])  # odd d: one fewer cosine column
+    return pe.float()
+
+
+class FeedForward(nn.Module):
+    """The position-wise feed-forward network, "two fully connected layers" (两层全连接层).
+
+    FFN(x) = linear2(dropout(ReLU(linear1(x)))), applied to every position separately.
+
+    Args:
+        d_model: input and output width d.
+        d_ff: hidden width (the paper uses 4 * d).
+        dropout: dropout on the hidden activations during training.
+
+    Shapes: x (..., d_model) -> (..., d_model).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+        super().__init__()
+        _check_positive_int("d_model", d_model)
+        _check_positive_int("d_ff", d_ff)
+        _check_dropout(dropout)
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_tensor("x", x, 1, f"(..., d_model={self.linear1.in_features})")
+        if x.shape[-1] != self.linear1.in_features:
+            raise ValueError(f"x must have shape (..., d_model={self.linear1.in_features}), got {_shape(x)}")
+        return self.linear2(self.dropout(torch.relu(self.linear1(x))))
+
+
+# ---------------------------------------------------------------------------
+# Encoder and decoder layers
+# ---------------------------------------------------------------------------
+
+class EncoderLayer(nn.Module):
+    """One encoder layer: self-attention, then feed-forward, each followed by "Add & Norm".
+
+        x = norm1(x + dropout1(self_attn(x, x, x, mask)))
+        x = norm2(x + dropout2(ffn(x)))
+
+    This is the post-norm arrangement of the paper and the notes: the residual ("Add") lets
+    each sub-layer learn only a correction, and LayerNorm ("Norm") keeps every position's
+    activations at zero mean and unit variance, which speeds up training.
+
+    After each forward, ``self.attn_weights`` holds that call's attention weights, detached,
+    shape (B, h, T, T), for visualisation (``None`` before the first call).
+
+    Args:
+        d_model: width d; divisible by num_heads.
+        num_heads: h.
+        d_ff: hidden width of the feed-forward network.
+        dropout: on the attention weights, inside the feed-forward, and on each residual branch.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1):
+        super().__init__()
+        _check_dropout(dropout)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.d_model, self.num_heads = d_model, num_heads
+        self.attn_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, d); mask bool broadcastable to (B, h, T, T), e.g. a padding mask (B, 1, 1, T).
+
+        Returns (B, T, d).
+        """
+        _check_stream("x", x, self.d_model, "(B, T, d_model)")
+        B, T, _ = x.shape
+        if mask is not None:
+            _check_named_mask("mask", mask, (B, self.num_heads, T, T), "(B, h, T, T)")
+        attn_out, weights = self.self_attn(x, x, x, mask)  # (B, T, d), (B, h, T, T)
+        self.attn_weights = weights.detach()
+        x = self.norm1(x + self.dropout1(attn_out))
+        x = self.norm2(x + self.dropout2(self.ffn(x)))
+        return x
+
+
+class DecoderLayer(nn.Module):
+    """One decoder layer: masked self-attention, cross-attention, feed-forward, each with Add & Norm.
+
+        x = norm1(x + dropout1(self_attn(x, x, x, tgt_mask)))               # sees positions <= t
+        x = norm2(x + dropout2(cross_attn(x, memory, memory, src_mask)))    # Q from x, K, V from C
+        x = norm3(x + dropout3(ffn(x)))
+
+    In cross-attention each target position asks "which source words matter for me now?": its
+    query comes from the decoder stream, the keys and values from the encoder output C (``memory``).
+
+    After each forward, ``self.self_attn_weights`` (B, h, T, T) and ``self.cross_attn_weights``
+    (B, h, T, S) hold that call's attention weights, detached (``None`` before the first call).
+
+    Args: as :class:`EncoderLayer`.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1):
+        super().__init__()
+        _check_dropout(dropout)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.d_model, self.num_heads = d_model, num_heads
+        self.self_attn_weights: torch.Tensor | None = None
+        self.cross_attn_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
+                tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, d): the target stream; memory (B, S, d): the encoder output C.
+
+        src_mask: bool broadcastable to (B, h, T, S), usually the source padding mask (B, 1, 1, S).
+        tgt_mask: bool broadcastable to (B, h, T, T), usually causal & padding (B, 1, T, T).
+        Returns (B, T, d).
+        """
+        _check_stream("x", x, self.d_model, "(B, T, d_model)")
+        _check_stream("memory", memory, self.d_model, "(B, S, d_model)")
+        B, T, _ = x.shape
+        S = memory.shape[1]
+        if memory.shape[0] != B:
+            raise ValueError(f"memory must have the batch size of x: x {_shape(x)}, memory {_shape(memory)}")
+        if tgt_mask is not None:
+            _check_named_mask("tgt_mask", tgt_mask, (B, self.num_heads, T, T), "(B, h, T, T)")
+        if src_mask is not None:
+            _check_named_mask("src_mask", src_mask, (B, self.num_heads, T, S), "(B, h, T, S)")
+
+        attn_out, weights = self.self_attn(x, x, x, tgt_mask)  # (B, T, d), (B, h, T, T)
+        self.self_attn_weights = weights.detach()
+        x = self.norm1(x + self.dropout1(attn_out))
+        attn_out, weights = self.cross_attn(x, memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
+        self.cross_attn_weights = weights.detach()
+        x = self.norm2(x + self.dropout2(attn_out))
+        x = self.norm3(x + self.dropout3(self.ffn(x)))
+        return x
+
+
+# ---------------------------------------------------------------------------
+# Encoder, decoder, and the encoder-decoder model
+# ---------------------------------------------------------------------------
+
+class _Embedding(nn.Module):
+    """Token embedding * sqrt(d) + sinusoidal positions, then dropout.
+
+    The embedding is initialised with standard deviation 1/sqrt(d) per entry (as when it is
+    shared with an output projection); the paper's sqrt(d) scale then gives entries of about
+    unit size, the same size as the [-1, 1] positional codes, so neither word identity nor
+    position drowns the other.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, max_len: int, dropout: float):
+        super().__init__()
+        _check_positive_int("vocab_size", vocab_size)
+        _check_positive_int("max_len", max_len)
+        _check_dropout(dropout)
+        self.tok = nn.Embedding(vocab_size, d_model)
+        nn.init.normal_(self.tok.weight, std=d_model ** -0.5)
+        # a buffer, not a parameter: it moves with .to(device) and is saved, but is not trained
+        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        self.vocab_size, self.d_model, self.max_len = vocab_size, d_model, max_len
+
+    def forward(self, ids: torch.Tensor, name: str) -> torch.Tensor:
+        _check_ids(name, ids, self.vocab_size, self.max_len)
+        L = ids.shape[1]
+        x = self.tok(ids) * math.sqrt(self.d_model) + self.pe[:L]  # (B, L, d) + (L, d) -> (B, L, d)
+        return self.dropout(x)
+
+
+class Encoder(nn.Module):
+    """Embeds the source ids and runs ``num_layers`` :class:`EncoderLayer` s: ids (B, S) -> C (B, S, d).
+
+    Attributes: ``embedding`` (token embedding ``embedding.tok`` and the positional buffer
+    ``embedding.pe`` (max_len, d)), ``layers``.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
+                 max_len: int, dropout: float = 0.1):
+        super().__init__()
+        _check_positive_int("num_layers", num_layers)
+        self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers))
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """src (B, S) integer ids; src_mask bool broadcastable to (B, h, S, S). Returns (B, S, d)."""
+        x = self.embedding(src, "src")
+        for layer in self.layers:
+            x = layer(x, src_mask)
+        return x
+
+
+class Decoder(nn.Module):
+    """Embeds the target ids, runs ``num_layers`` :class:`DecoderLayer` s over the encoder output,
+    and projects to the target vocabulary: ids (B, T), C (B, S, d) -> logits (B, T, V).
+
+    Attributes: ``embedding``, ``layers``, ``lm_head`` (nn.Linear(d, V)).
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
+                 max_len: int, dropout: float = 0.1):
+        super().__init__()
+        _check_positive_int("num_layers", num_layers)
+        self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
+        self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers))
+        self.lm_head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
+                tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """tgt (B, T) integer ids; memory (B, S, d); masks as :meth:`DecoderLayer.forward`.
+
+        Returns logits (B, T, V).
+        """
+        x = self.embedding(tgt, "tgt")
+        for layer in self.layers:
+            x = layer(x, memory, src_mask, tgt_mask)
+        return self.lm_head(x)
+
+
+class EncoderDecoder(nn.Module):
+    """The Transformer for translation: :class:`Encoder` + :class:`Decoder`.
+
+    Args:
+        src_vocab_size, tgt_vocab_size: vocabulary sizes.
+        d_model, num_heads, d_ff, num_layers: width, heads, feed-forward width, layers (each stack).
+        max_len: rows of the positional table; longer sequences raise ValueError.
+        dropout: everywhere (embeddings, attention weights, feed-forward, residual branches).
+
+    Attention weights for visualisation: after every forward (or :meth:`greedy_decode`),
+    :meth:`attention_maps` returns each layer's latest weights, shape (B, h, Tq, Tk).
+    """
+
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, num_heads: int = 4,
+                 d_ff: int = 128, num_layers: int = 2, max_len: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = Encoder(src_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout)
+        self.decoder = Decoder(tgt_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout)
+        self.max_len = max_len
+
+    def encode(self, src: torch.Tensor, src_pad_id: int = 0):
+        """src (B, S) -> (memory C (B, S, d), src_mask (B, 1, 1, S), True at real tokens)."""
+        _check_ids("src", src, self.encoder.embedding.vocab_size, self.max_len)
+        src_mask = padding_mask(src, src_pad_id)  # (B, 1, 1, S): no query looks at padding
+        return self.encoder(src, src_mask), src_mask
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
+               tgt_pad_id: int = 0) -> torch.Tensor:
+        """tgt_in (B, T), memory (B, S, d) -> logits (B, T, V), with the causal & padding target mask."""
+        _check_ids("tgt_in", tgt_in, self.decoder.embedding.vocab_size, self.max_len)
+        T = tgt_in.shape[1]
+        # (1, 1, T, T) & (B, 1, 1, T) -> (B, 1, T, T): position t sees real tokens at positions <= t
+        tgt_mask = causal_mask(T, device=tgt_in.device)[None, None] & padding_mask(tgt_in, tgt_pad_id)
+        return self.decoder(tgt_in, memory, src_mask, tgt_mask)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, src_pad_id: int = 0,
+                tgt_pad_id: int = 0) -> torch.Tensor:
+        """Teacher forcing: src (B, S), tgt_in (B, T) (starting with <bos>) -> logits (B, T, V).
+
+        logits[:, t] predicts the target token after tgt_in[:, :t + 1].
+        """
+        _check_ids("src", src, self.encoder.embedding.vocab_size, self.max_len)
+        _check_ids("tgt_in", tgt_in, self.decoder.embedding.vocab_size, self.max_len)
+        if src.shape[0] != tgt_in.shape[0]:
+            raise ValueError(f"src and tgt_in must have the same batch size: src {_shape(src)}, tgt_in {_shape(tgt_in)}")
+        memory, src_mask = self.encode(src, src_pad_id)
+        return self.decode(tgt_in, memory, src_mask, tgt_pad_id)
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, max_len: int, bos_id: int, eos_id: int,
+                      src_pad_id: int = 0) -> torch.Tensor:
+        """Translate by taking the most likely token at each step.
+
+        The model runs in eval mode (no dropout) during decoding and is put back in its previous
+        mode afterwards. Each step re-runs the decoder over the whole prefix (no key/value cache:
+        simpler, and fast enough for the course's short sentences).
+
+        Args:
+            src: (B, S) source ids.
+            max_len: most tokens to generate; at most the model's ``max_len``.
+            bos_id, eos_id: target ids of <bos> and <eos>.
+
+        Returns:
+            ids (B, T'), T' <= max_len, without <bos>; each row ends at its first <eos> and is
+            padded with <eos> after it. Decoding stops once every row has produced <eos>.
+        """
+        _check_positive_int("max_len", max_len)
+        if max_len > self.max_len:
+            raise ValueError(f"max_len={max_len} is longer than the positional table's max_len={self.max_len}")
+        was_training = self.training
+        self.eval()
+        try:
+            memory, src_mask = self.encode(src, src_pad_id)
+            B = src.shape[0]
+            ys = torch.full((B, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1): <bos>
+            done = torch.zeros(B, dtype=torch.bool, device=src.device)
+            for _ in range(max_len):
+                # tgt_pad_id=-1: no target id is padding while decoding, so no key is hidden
+                logits = self.decode(ys, memory, src_mask, tgt_pad_id=-1)  # (B, t, V)
+                next_id = logits[:, -1].argmax(dim=-1).masked_fill(done, eos_id)  # (B,)
+                ys = torch.cat([ys, next_id[:, None]], dim=1)  # (B, t) -> (B, t + 1)
+                done |= next_id == eos_id
+                if bool(done.all()):
+                    break
+        finally:
+            self.train(was_training)
+        return ys[:, 1:]
+
+    def attention_maps(self) -> dict[str, list[torch.Tensor]]:
+        """The latest attention weights of every layer, for heatmaps.
+
+        Returns a dict with one list per kind, one detached tensor per layer (first layer first):
+
+        - ``"encoder_self"``: (B, h, S, S), source positions attending to source positions;
+        - ``"decoder_self"``: (B, h, T, T), masked, target positions attending to earlier ones;
+        - ``"cross"``: (B, h, T, S), target positions attending to the source.
+
+        After :meth:`greedy_decode`, T is the length of the last decoding step's input
+        (<bos> and every token generated before the last).
+
+        Raises RuntimeError before the model has been run.
+        """
+        maps = {
+            "encoder_self": [layer.attn_weights for layer in self.encoder.layers],
+            "decoder_self": [layer.self_attn_weights for layer in self.decoder.layers],
+            "cross": [layer.cross_attn_weights for layer in self.decoder.layers],
+        }
+        if any(w is None for ws in maps.values() for w in ws):
+            raise RuntimeError("no attention weights yet: run the model (forward or greedy_decode) first")
+        return maps

@@ -66,14 +66,7 @@ def close_figures():
     plt.close("all")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tensors here are tiny: extra threads only add overhead, and they stall badly
-    # when another process keeps a core busy.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -----------------------------------------------------------------------------

@@ -25,13 +25,7 @@ ATOL = 1e-5
 D, H, D_FF = 16, 4, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: extra threads only add overhead, and stall badly when another process keeps a core busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,11 @@ so figures look the same on every machine.
 
 from __future__ import annotations
 
+import io
 import pathlib
 import time
 from collections.abc import Callable, Sequence
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -145,8 +145,6 @@ def plot_attention_grid(weights: Sequence, sources: Sequence[Sequence[str]], tar
 
 def figure_to_png(fig, dpi: int | None = None) -> bytes:
     """The PNG bytes of ``fig`` (what a notebook displays); no timestamps, so reproducible."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
@@ -250,8 +248,6 @@ class TranslationAttentionView:
 
     def to_png(self) -> bytes:
         """The PNG of the current state (what the notebook shows)."""
-        import io
-
         from PIL import Image
 
         pixels = np.asarray(self.fig.canvas.buffer_rgba())[..., :3]
@@ -339,10 +335,8 @@ class AttentionExplorer:
 
     def show(self):
         """Display the controls and the figure (in a notebook)."""
-        from IPython.display import display
+        from IPython.display import Image, display
 
         display(self.widget)
-        from IPython.display import Image
-
         self._handle = display(Image(data=self.view.to_png(), format="png"), display_id=True)
         return self

@@ -29,6 +29,11 @@ a reference". :class:`OutputChecker` does all of that; you give it
 - ``mistakes``: classic mistakes, each a :class:`Mistake` with one or more wrong
   implementations (``variants``). When the learner's outputs match a variant (and
   not the reference), ``check`` prints that mistake's ``problem`` and ``fix``.
+  A mistake that is about the shape of the result, whatever its values, is a
+  ``Mistake(..., by_shape=True)``;
+- ``check_dtype=True`` when the dtype matters too (e.g. a bool mask): a result
+  with the right values but another dtype is then wrong, and a mistake whose
+  variant returns the right values in a wrong dtype recognises any wrong dtype.
 
 then registers it::
 
@@ -133,11 +138,15 @@ class Mistake:
     outputs, computed with this one mistake. The learner "made" the mistake on an
     input when their outputs match a variant's (NaN matching NaN) while the
     variant differs from the reference, or when both raise the same exception.
+
+    With ``by_shape=True`` a variant whose output has a wrong shape is matched by
+    that shape alone, whatever the values (e.g. "returned (1, T, T) instead of (T, T)").
     """
 
     problem: str  # what is wrong, in the learner's words (verdict line)
     fix: str  # how to fix it (one short line)
     variants: tuple[Callable[..., Any], ...] = ()
+    by_shape: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,13 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _fmt_item(x: torch.Tensor, index: tuple) -> str:
+    """One element for messages: True / False for bool tensors, else a short number."""
+    if x.dtype == torch.bool:
+        return str(bool(x[index].item()))
+    return _fmt(x.detach().to(torch.float64)[index].item())
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """What the learner's function did on one case: returned ``value`` or raised ``error``."""
@@ -235,7 +251,8 @@ class OutputChecker:
     The learner's function must return a tuple of tensors named ``outputs`` (or a
     single tensor when there is one output), with the reference's shapes and
     values (``torch.allclose`` with ``atol``/``rtol``, compared in float64 so both
-    float32 and float64 results are accepted).
+    float32 and float64 results are accepted). With ``check_dtype=True`` the
+    outputs must also have the reference's dtypes (checked after the values).
     """
 
     outputs: tuple[str, ...]
@@ -245,6 +262,7 @@ class OutputChecker:
     seed: int = SEED
     atol: float = ATOL
     rtol: float = RTOL
+    check_dtype: bool = False
 
     def cases(self) -> list[Case]:
         """The test inputs, rebuilt from the fixed seed (identical on every call)."""
@@ -337,12 +355,24 @@ class OutputChecker:
                 bad = ~torch.isclose(g, w, atol=self.atol, rtol=self.rtol)
                 index = tuple(int(k) for k in bad.nonzero()[0])
                 where = f"{name}[{', '.join(map(str, index))}]"
-                expected, got_value = _fmt(w[index].item()), _fmt(g[index].item())
+                expected, got_value = _fmt_item(want, index), _fmt_item(got, index)
                 return name, f"{where} should be {expected}, got {got_value}"
+        if self.check_dtype:
+            for name, got, want in zip(self.outputs, value, wanted):
+                if got.dtype != want.dtype:
+                    return name, f"expected {name} of dtype {want.dtype}, got {got.dtype}"
         return None
 
-    def _matches(self, outcome: _Outcome, variant_outcome: _Outcome, wanted: tuple) -> bool:
-        """True when the learner's outcome reproduces a (wrong) variant's outcome."""
+    def _matches(
+        self, outcome: _Outcome, variant_outcome: _Outcome, wanted: tuple, by_shape: bool = False
+    ) -> bool:
+        """True when the learner's outcome reproduces a (wrong) variant's outcome.
+
+        Values are compared whatever the dtypes, except for a variant with the right
+        values in a wrong dtype (``check_dtype``): the learner then matches with the
+        same values in any wrong dtype. With ``by_shape``, a variant with a wrong
+        shape is matched by the shapes alone.
+        """
         if outcome.error is not None or variant_outcome.error is not None:
             a, b = outcome.error, variant_outcome.error
             return (
@@ -355,9 +385,17 @@ class OutputChecker:
         bad = self._as_tuple(variant_outcome.value)
         if self._structure_problem(got) or self._structure_problem(bad):
             return False
-        if all(self._close(b, w) for b, w in zip(bad, wanted)):  # not a mistake here
+        if self._problem(variant_outcome, wanted) is None:  # not a mistake here
             return False
-        return all(self._close(g, b, equal_nan=True) for g, b in zip(got, bad))
+        if by_shape and any(b.shape != w.shape for b, w in zip(bad, wanted)):
+            return all(g.shape == b.shape for g, b in zip(got, bad))
+        if not all(self._close(g, b, equal_nan=True) for g, b in zip(got, bad)):
+            return False
+        if self.check_dtype:
+            for g, b, w in zip(got, bad, wanted):
+                if b.dtype != w.dtype and g.dtype == w.dtype:
+                    return False
+        return True
 
     # -- diagnosing --------------------------------------------------------
 
@@ -412,7 +450,8 @@ class OutputChecker:
                 continue
             for mistake in mistakes:
                 for variant in mistake.variants:
-                    if not self._matches(outcome, self._run_variant(variant, cases[j]), wanted[j]):
+                    variant_outcome = self._run_variant(variant, cases[j])
+                    if not self._matches(outcome, variant_outcome, wanted[j], mistake.by_shape):
                         continue
                     if j == first or self._problem(
                         self._run_variant(variant, cases[first]), wanted[first]
@@ -435,6 +474,8 @@ class OutputChecker:
             return Failure(message, (f"On input {case.description}{at}.",) + note)
         if kind == "return":
             summary = "wrong return value"
+        elif message.startswith("expected") and " of dtype " in message:
+            summary = f"wrong dtype for {kind}"
         elif message.startswith("expected"):
             summary = f"wrong shape for {kind}"
         else:
@@ -876,5 +917,131 @@ register(
             "output = weights @ v (shape (..., Tq, d_v)). Return output, weights.",
         ),
         solution=_SDPA_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 3: the causal mask of the Transformer decoder
+# ---------------------------------------------------------------------------
+
+
+def _causal_reference(T):
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+def _causal_cases(g: torch.Generator) -> list[Case]:
+    # T = 5 comes first: there every mistake below gives a different matrix
+    # (for T = 2, diagonal=+1 and "no masking" are the same matrix).
+    return [
+        Case("T = 5", (5,)),
+        Case("T = 1 (a single position, which sees only itself)", (1,)),
+        Case("T = 2", (2,)),
+        Case("T = 8", (8,)),
+    ]
+
+
+def _causal_tril(T, diagonal=0, dtype=torch.bool):
+    return torch.ones(T, T, dtype=dtype).tril(diagonal)
+
+
+_CAUSAL_MISTAKES = [
+    Mistake(
+        "off by one: the diagonal is blocked, so position i cannot attend to itself",
+        "Position i sees j <= i, itself included: keep the diagonal, "
+        "torch.tril with the default diagonal=0 (not diagonal=-1).",
+        variants=(partial(_causal_tril, diagonal=-1),),
+    ),
+    Mistake(
+        "off by one: position i also sees position i + 1, one step into the future",
+        "Position i sees only j <= i: torch.tril with the default diagonal=0 "
+        "(not diagonal=1).",
+        variants=(partial(_causal_tril, diagonal=1),),
+    ),
+    Mistake(
+        "this is the upper triangle: position i looks at the future (j >= i), not the past",
+        "Keep the lower triangle, on and below the diagonal: torch.tril, not torch.triu.",
+        variants=(lambda T: torch.ones(T, T, dtype=torch.bool).triu(),),
+    ),
+    Mistake(
+        "the mask is inverted: it is True where attention is blocked, "
+        "but True means 'may attend'",
+        "True = may attend, as in F.scaled_dot_product_attention: return the lower "
+        "triangle itself, torch.ones(T, T, dtype=torch.bool).tril() (no ~, no triu).",
+        variants=(
+            lambda T: ~_causal_tril(T),
+            lambda T: torch.ones(T, T, dtype=torch.bool).triu(diagonal=1),
+        ),
+    ),
+    Mistake(
+        "this is an additive float mask (0 = attend, -inf = blocked), "
+        "but here the mask is a bool tensor, True = may attend",
+        "Return torch.ones(T, T, dtype=torch.bool).tril(); the attention code turns "
+        'False into -inf itself (masked_fill(~mask, float("-inf"))).',
+        variants=(
+            lambda T: torch.zeros(T, T).masked_fill(~_causal_tril(T), float("-inf")),
+        ),
+    ),
+    Mistake(
+        "the mask blocks nothing: every position may attend to every position, "
+        "the future included",
+        "Keep only j <= i, the lower triangle: torch.ones(T, T, dtype=torch.bool).tril().",
+        variants=(lambda T: torch.ones(T, T, dtype=torch.bool),),
+    ),
+    Mistake(
+        "the mask holds numbers (0 / 1) instead of True / False: it must be a bool tensor",
+        "Build it with dtype=torch.bool, torch.ones(T, T, dtype=torch.bool).tril(), "
+        "or add .bool() at the end.",
+        variants=(
+            partial(_causal_tril, dtype=torch.float32),
+            partial(_causal_tril, dtype=torch.int64),
+        ),
+    ),
+    Mistake(
+        "the mask has the wrong shape: it must be a (T, T) matrix, "
+        "row i = query position, column j = key position",
+        "Return exactly shape (T, T), no batch dim: torch.ones(T, T, dtype=torch.bool).tril() "
+        "(it broadcasts over batches later).",
+        variants=(
+            lambda T: torch.ones(T, dtype=torch.bool),
+            lambda T: _causal_tril(T).unsqueeze(0),
+        ),
+        by_shape=True,
+    ),
+]
+
+_CAUSAL_SOLUTION = '''\
+import torch
+
+
+def causal_mask(T):
+    # M[i, j] = True when position i may attend to position j, i.e. j <= i:
+    # the lower triangle, diagonal included.
+    return torch.ones(T, T, dtype=torch.bool).tril()   # shape (T, T), dtype bool
+'''
+
+register(
+    Exercise(
+        name="causal_mask",
+        signature="causal_mask(T) -> mask, a bool tensor of shape (T, T)",
+        checker=OutputChecker(
+            outputs=("mask",),
+            reference=_causal_reference,
+            make_cases=_causal_cases,
+            mistakes=_CAUSAL_MISTAKES,
+            check_dtype=True,
+        ),
+        hints=(
+            "The decoder's masked attention is softmax((QKᵀ ⊙ M)/√d_k)V. "
+            "In the (T, T) mask M, row i is the query position and column j the key "
+            "position; position i may attend to j <= i, so M[i, j] is True on and below "
+            "the diagonal (True = may attend, as in F.scaled_dot_product_attention).",
+            "On and below the diagonal is the lower triangle: torch.tril(x) keeps it "
+            "(diagonal included, diagonal=0 is the default) and sets the rest to zero / False. "
+            "Start from a matrix that is all True.",
+            "torch.ones(T, T, dtype=torch.bool) is all True; .tril() (or torch.tril(...)) keeps "
+            "j <= i. Return that (T, T) bool tensor: no .float(), no extra batch dim.",
+        ),
+        solution=_CAUSAL_SOLUTION,
     )
 )

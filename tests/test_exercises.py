@@ -1,4 +1,4 @@
-"""Tests for course_lib.exercises: check / hint / solution and the two attention exercises.
+"""Tests for course_lib.exercises: check / hint / solution and the registered exercises.
 
 Every classic mistake is written out as a separate wrong implementation, the way a
 learner would write it, and must be rejected with its specific diagnosis.
@@ -29,6 +29,7 @@ from course_lib.exercises import (
 
 SOFT = "soft_attention"
 SDPA = "scaled_dot_product_attention"
+CAUSAL = "causal_mask"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,12 +61,13 @@ def load_solution(name):
 # ---------------------------------------------------------------------------
 
 
-def test_both_exercises_are_registered():
+def test_the_exercises_are_registered():
     assert SOFT in exercise_names()
     assert SDPA in exercise_names()
+    assert CAUSAL in exercise_names()
 
 
-@pytest.mark.parametrize("name", [SOFT, SDPA])
+@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL])
 def test_registered_solution_passes(name, capsys):
     ok, out = run(name, load_solution(name), capsys)
     assert ok is True
@@ -550,6 +552,201 @@ def test_sdpa_undiagnosed_value_error_names_an_element(capsys):
 
 
 # ---------------------------------------------------------------------------
+# causal_mask
+# ---------------------------------------------------------------------------
+
+
+def causal_alternative_compare(T):
+    """Correct, written differently: compare the positions, j <= i."""
+    i = torch.arange(T)
+    return i[None, :] <= i[:, None]
+
+
+def causal_alternative_from_float(T):
+    return torch.tril(torch.ones(T, T)).bool()
+
+
+def causal_alternative_not_triu(T):
+    return ~torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+
+
+def causal_no_diagonal(T):
+    return torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=-1)
+
+
+def causal_one_future_position(T):
+    return torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+
+
+def causal_upper(T):
+    return torch.triu(torch.ones(T, T, dtype=torch.bool))
+
+
+def causal_upper_float(T):
+    return torch.ones(T, T).triu()
+
+
+def causal_inverted_not(T):
+    return ~torch.tril(torch.ones(T, T, dtype=torch.bool))
+
+
+def causal_inverted_triu1(T):
+    return torch.triu(torch.ones(T, T), diagonal=1) == 1
+
+
+def causal_additive(T):
+    return torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+
+
+def causal_all_ones(T):
+    return torch.ones(T, T, dtype=torch.bool)
+
+
+def causal_float(T):
+    return torch.tril(torch.ones(T, T))
+
+
+def causal_double(T):
+    return torch.ones(T, T, dtype=torch.float64).tril()
+
+
+def causal_int(T):
+    return torch.tril(torch.ones(T, T, dtype=torch.int32))
+
+
+def causal_vector(T):
+    return torch.ones(T, dtype=torch.bool)
+
+
+def causal_batched(T):
+    return torch.tril(torch.ones(T, T, dtype=torch.bool)).unsqueeze(0)
+
+
+def test_causal_solution_is_what_sdpa_uses_for_is_causal():
+    mask = load_solution(CAUSAL)(6)
+    assert mask.dtype == torch.bool and mask.shape == (6, 6)
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 6, 8, generator=g) for _ in range(3))
+    assert torch.allclose(
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        atol=1e-6,
+    )
+
+
+def test_causal_cases_cover_small_and_larger_T():
+    checker = get_exercise(CAUSAL).checker
+    Ts = [c.args[0] for c in checker.cases()]
+    assert set(Ts) == {1, 2, 5, 8}
+    # on the first input every registered mistake gives its own wrong matrix
+    first = checker.cases()[0]
+    want = checker.reference(*first.args)
+    outputs = [(m.problem, v(*first.args)) for m in checker.mistakes for v in m.variants]
+    for _, out in outputs:
+        assert out.shape != want.shape or out.dtype != want.dtype or not torch.equal(out, want)
+    for p1, a in outputs:
+        for p2, b in outputs:
+            if p1 != p2 and a.shape == b.shape and a.dtype == b.dtype == torch.bool:
+                assert not torch.equal(a, b), (p1, p2)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [causal_alternative_compare, causal_alternative_from_float, causal_alternative_not_triu],
+    ids=lambda f: f.__name__,
+)
+def test_causal_alternatives_pass(fn, capsys):
+    ok, out = run(CAUSAL, fn, capsys)
+    assert ok and out.startswith("✅")
+
+
+@pytest.mark.parametrize(
+    "fn, phrase",
+    [
+        (causal_no_diagonal, "cannot attend to itself"),
+        (causal_one_future_position, "one step into the future"),
+        (causal_upper, "upper triangle"),
+        (causal_upper_float, "upper triangle"),
+        (causal_inverted_not, "mask is inverted"),
+        (causal_inverted_triu1, "mask is inverted"),
+        (causal_additive, "additive float mask"),
+        (causal_all_ones, "blocks nothing"),
+        (causal_float, "must be a bool tensor"),
+        (causal_double, "must be a bool tensor"),
+        (causal_int, "must be a bool tensor"),
+        (causal_vector, "wrong shape"),
+        (causal_batched, "wrong shape"),
+    ],
+    ids=lambda x: getattr(x, "__name__", x),
+)
+def test_causal_classic_mistakes(fn, phrase, capsys):
+    ok, out = run(CAUSAL, fn, capsys)
+    assert ok is False
+    first = out.splitlines()[0]
+    assert first.startswith(f"❌ {CAUSAL}:")
+    assert phrase in first
+    assert f'hint("{CAUSAL}")' in out
+    assert len(out.splitlines()) <= 4
+
+
+@pytest.mark.parametrize(
+    "fn, dtype",
+    [
+        (causal_float, "torch.float32"),
+        (causal_double, "torch.float64"),
+        (causal_int, "torch.int32"),
+    ],
+    ids=lambda x: getattr(x, "__name__", x),
+)
+def test_causal_right_pattern_in_wrong_dtype_fails_on_dtype(fn, dtype, capsys):
+    ok, out = run(CAUSAL, fn, capsys)
+    assert ok is False
+    assert f"expected mask of dtype torch.bool, got {dtype}" in out
+    assert ".bool()" in out and "dtype=torch.bool" in out
+
+
+def test_causal_inverted_explains_the_convention(capsys):
+    _, out = run(CAUSAL, causal_inverted_not, capsys)
+    assert "True means 'may attend'" in out
+    assert "scaled_dot_product_attention" in out
+
+
+@pytest.mark.parametrize("fn, got", [(causal_vector, "(5,)"), (causal_batched, "(1, 5, 5)")],
+                         ids=lambda x: getattr(x, "__name__", x))
+def test_causal_wrong_shape_reports_both_shapes(fn, got, capsys):
+    _, out = run(CAUSAL, fn, capsys)
+    assert f"expected mask of shape (5, 5), got {got}" in out
+
+
+def test_causal_wrong_values_speak_of_true_and_false(capsys):
+    _, out = run(CAUSAL, causal_no_diagonal, capsys)
+    assert "mask[0, 0] should be True, got False" in out
+
+
+def test_causal_undiagnosed_mistake_names_an_element(capsys):
+    ok, out = run(CAUSAL, lambda T: torch.eye(T, dtype=torch.bool), capsys)
+    assert ok is False
+    assert out.splitlines()[0] == f"❌ {CAUSAL}: wrong values in mask"
+    assert "mask[1, 0] should be True, got False" in out
+
+
+def test_causal_starter_is_not_attempted(capsys):
+    def my_causal_mask(T):
+        raise NotImplementedError  # your code here
+
+    ok, out = run(CAUSAL, my_causal_mask, capsys)
+    assert ok is False
+    assert out.startswith(f"⏳ {CAUSAL}: not attempted yet")
+    assert out.count("\n") == 1
+
+
+def test_causal_learner_exception_is_reported(capsys):
+    ok, out = run(CAUSAL, lambda T: torch.tril(T), capsys)
+    assert ok is False
+    assert out.splitlines()[0].startswith(f"❌ {CAUSAL}: your function raised TypeError")
+
+
+# ---------------------------------------------------------------------------
 # check / hint / solution API and the registry
 # ---------------------------------------------------------------------------
 
@@ -575,7 +772,7 @@ def test_non_callable_raises_type_error():
         check(SOFT, soft_alternative(H, q))
 
 
-@pytest.mark.parametrize("name", [SOFT, SDPA])
+@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL])
 def test_hint_walks_through_hints_then_repeats_the_last(name, capsys):
     hints = get_exercise(name).hints
     assert 2 <= len(hints) <= 3
@@ -600,9 +797,13 @@ def test_hints_use_the_notes_notation():
     sdpa = " ".join(get_exercise(SDPA).hints)
     for phrase in ["softmax(QKᵀ/√d_k)V", "transpose(-2, -1)", "masked_fill", "torch.softmax"]:
         assert phrase in sdpa
+    causal = " ".join(get_exercise(CAUSAL).hints)
+    for phrase in ["softmax((QKᵀ ⊙ M)/√d_k)V", "torch.tril",
+                   "torch.ones(T, T, dtype=torch.bool)", "True = may attend"]:
+        assert phrase in causal
 
 
-@pytest.mark.parametrize("name", [SOFT, SDPA])
+@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL])
 def test_solution_prints_code(name, capsys):
     solution(name)
     out = capsys.readouterr().out
@@ -649,6 +850,28 @@ def test_instructor_can_register_an_exercise(double_exercise, capsys):
     hint(name)
     hint(name)
     assert capsys.readouterr().out.count("Multiply by 2.") == 2
+
+
+def test_check_dtype_is_opt_in(capsys):
+    def reference(x):
+        return (x > 0,)
+
+    def make_cases(g):
+        return [Case("x of shape (4,)", (torch.tensor([-1.0, 2.0, 0.5, -3.0]),))]
+
+    for check_dtype in (False, True):
+        checker = OutputChecker(outputs=("y",), reference=reference, make_cases=make_cases,
+                                check_dtype=check_dtype)
+        register(Exercise("positive_for_tests", "f(x) -> y", checker, ("Compare with 0.",),
+                          "def positive_for_tests(x):\n    return x > 0\n"), replace=True)
+        try:
+            ok, out = run("positive_for_tests", lambda x: (x > 0).float(), capsys)
+            assert ok is (not check_dtype)
+            if check_dtype:
+                assert out.splitlines()[0] == "❌ positive_for_tests: wrong dtype for y"
+                assert "expected y of dtype torch.bool, got torch.float32" in out
+        finally:
+            unregister("positive_for_tests")
 
 
 def test_register_refuses_duplicates_and_bad_solutions(double_exercise):

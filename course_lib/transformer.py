@@ -17,9 +17,17 @@ Shapes: B batch, S source length, T target length, h heads, d model width, V voc
 Masks are boolean and **True means "may attend"**. Each layer keeps its latest attention weights
 (detached) for visualisation; :meth:`EncoderDecoder.attention_maps` collects them.
 
+Where the "Norm" goes: by default the layers are *post-norm*, as in the notes and the 2017
+paper, ``x = norm(x + sublayer(x))``. With ``norm_first=True`` they are *pre-norm*, as in GPT-2 and
+most later models, ``x = x + sublayer(norm(x))``: the residual path from input to output then
+passes through no LayerNorm at all, which makes deep stacks easier to train (often without the
+learning-rate warm-up post-norm needs). Because nothing normalises the last layer's output,
+a pre-norm :class:`Encoder` / :class:`Decoder` ends with one more LayerNorm, ``final_norm``
+(GPT-2's ``ln_f``, the ``norm`` of ``torch.nn.TransformerEncoder``); post-norm stacks have none.
+
 Given the same weights and dropout 0, :class:`EncoderLayer` and :class:`DecoderLayer` equal
 ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer(batch_first=True,
-norm_first=False, activation="relu")`` (see ``tests/test_transformer.py``).
+norm_first=..., activation="relu")`` with the same ``norm_first`` (see ``tests/test_transformer.py``).
 """
 
 from __future__ import annotations
@@ -50,6 +58,11 @@ def _check_positive_int(name: str, value) -> None:
     # bool is an int in Python, but True is never a meaningful size
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_norm_first(norm_first) -> None:
+    if not isinstance(norm_first, bool):
+        raise TypeError(f"norm_first must be True or False, got {norm_first!r}")
 
 
 def _check_dropout(dropout) -> None:
@@ -172,6 +185,12 @@ class EncoderLayer(nn.Module):
     each sub-layer learn only a correction, and LayerNorm ("Norm") keeps every position's
     activations at zero mean and unit variance, which speeds up training.
 
+    With ``norm_first=True`` (pre-norm, GPT-2 style) each sub-layer reads a normalised copy
+    and adds its result to the un-normalised stream:
+
+        x = x + dropout1(self_attn(norm1(x), norm1(x), norm1(x), mask))
+        x = x + dropout2(ffn(norm2(x)))
+
     After each forward, ``self.attn_weights`` holds that call's attention weights, detached,
     shape (B, h, T, T), for visualisation (``None`` before the first call).
 
@@ -180,11 +199,15 @@ class EncoderLayer(nn.Module):
         num_heads: h.
         d_ff: hidden width of the feed-forward network.
         dropout: on the attention weights, inside the feed-forward, and on each residual branch.
+        norm_first: False (default) for post-norm, True for pre-norm.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1):
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
+                 norm_first: bool = False):
         super().__init__()
         _check_dropout(dropout)
+        _check_norm_first(norm_first)
+        self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.norm1 = nn.LayerNorm(d_model)
@@ -203,6 +226,12 @@ class EncoderLayer(nn.Module):
         B, T, _ = x.shape
         if mask is not None:
             _check_named_mask("mask", mask, (B, self.num_heads, T, T), "(B, h, T, T)")
+        if self.norm_first:
+            normed = self.norm1(x)
+            attn_out, weights = self.self_attn(normed, normed, normed, mask)  # (B, T, d), (B, h, T, T)
+            self.attn_weights = weights.detach()
+            x = x + self.dropout1(attn_out)
+            return x + self.dropout2(self.ffn(self.norm2(x)))
         attn_out, weights = self.self_attn(x, x, x, mask)  # (B, T, d), (B, h, T, T)
         self.attn_weights = weights.detach()
         x = self.norm1(x + self.dropout1(attn_out))
@@ -220,15 +249,25 @@ class DecoderLayer(nn.Module):
     In cross-attention each target position asks "which source words matter for me now?": its
     query comes from the decoder stream, the keys and values from the encoder output C (``memory``).
 
+    With ``norm_first=True`` (pre-norm) each sub-layer reads a normalised copy of the stream
+    (``memory`` is used as given: a pre-norm encoder has already normalised it):
+
+        x = x + dropout1(self_attn(norm1(x), norm1(x), norm1(x), tgt_mask))
+        x = x + dropout2(cross_attn(norm2(x), memory, memory, src_mask))
+        x = x + dropout3(ffn(norm3(x)))
+
     After each forward, ``self.self_attn_weights`` (B, h, T, T) and ``self.cross_attn_weights``
     (B, h, T, S) hold that call's attention weights, detached (``None`` before the first call).
 
     Args: as :class:`EncoderLayer`.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1):
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
+                 norm_first: bool = False):
         super().__init__()
         _check_dropout(dropout)
+        _check_norm_first(norm_first)
+        self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.ffn = FeedForward(d_model, d_ff, dropout)
@@ -261,6 +300,15 @@ class DecoderLayer(nn.Module):
         if src_mask is not None:
             _check_named_mask("src_mask", src_mask, (B, self.num_heads, T, S), "(B, h, T, S)")
 
+        if self.norm_first:
+            normed = self.norm1(x)
+            attn_out, weights = self.self_attn(normed, normed, normed, tgt_mask)  # (B, T, d), (B, h, T, T)
+            self.self_attn_weights = weights.detach()
+            x = x + self.dropout1(attn_out)
+            attn_out, weights = self.cross_attn(self.norm2(x), memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
+            self.cross_attn_weights = weights.detach()
+            x = x + self.dropout2(attn_out)
+            return x + self.dropout3(self.ffn(self.norm3(x)))
         attn_out, weights = self.self_attn(x, x, x, tgt_mask)  # (B, T, d), (B, h, T, T)
         self.self_attn_weights = weights.detach()
         x = self.norm1(x + self.dropout1(attn_out))
@@ -307,21 +355,28 @@ class Encoder(nn.Module):
     """Embeds the source ids and runs ``num_layers`` :class:`EncoderLayer` s: ids (B, S) -> C (B, S, d).
 
     Attributes: ``embedding`` (token embedding ``embedding.tok`` and the positional buffer
-    ``embedding.pe`` (max_len, d)), ``layers``.
+    ``embedding.pe`` (max_len, d)), ``layers``, ``final_norm`` (a LayerNorm after the last
+    layer when ``norm_first=True``, else None).
     """
 
     def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
-                 max_len: int, dropout: float = 0.1):
+                 max_len: int, dropout: float = 0.1, norm_first: bool = False):
         super().__init__()
         _check_positive_int("num_layers", num_layers)
+        _check_norm_first(norm_first)
         self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
+                                    for _ in range(num_layers))
+        # pre-norm layers leave their output un-normalised: one LayerNorm closes the stack
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else None
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
         """src (B, S) integer ids; src_mask bool broadcastable to (B, h, S, S). Returns (B, S, d)."""
         x = self.embedding(src, "src")
         for layer in self.layers:
             x = layer(x, src_mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
         return x
 
 
@@ -329,15 +384,19 @@ class Decoder(nn.Module):
     """Embeds the target ids, runs ``num_layers`` :class:`DecoderLayer` s over the encoder output,
     and projects to the target vocabulary: ids (B, T), C (B, S, d) -> logits (B, T, V).
 
-    Attributes: ``embedding``, ``layers``, ``lm_head`` (nn.Linear(d, V)).
+    Attributes: ``embedding``, ``layers``, ``final_norm`` (a LayerNorm between the last layer
+    and ``lm_head`` when ``norm_first=True``, else None), ``lm_head`` (nn.Linear(d, V)).
     """
 
     def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
-                 max_len: int, dropout: float = 0.1):
+                 max_len: int, dropout: float = 0.1, norm_first: bool = False):
         super().__init__()
         _check_positive_int("num_layers", num_layers)
+        _check_norm_first(norm_first)
         self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
-        self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
+                                    for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else None  # GPT-2's ln_f
         self.lm_head = nn.Linear(d_model, vocab_size)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
@@ -349,6 +408,8 @@ class Decoder(nn.Module):
         x = self.embedding(tgt, "tgt")
         for layer in self.layers:
             x = layer(x, memory, src_mask, tgt_mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
         return self.lm_head(x)
 
 
@@ -360,16 +421,19 @@ class EncoderDecoder(nn.Module):
         d_model, num_heads, d_ff, num_layers: width, heads, feed-forward width, layers (each stack).
         max_len: rows of the positional table; longer sequences raise ValueError.
         dropout: everywhere (embeddings, attention weights, feed-forward, residual branches).
+        norm_first: False (default) for the post-norm layers of the notes, True for pre-norm
+            layers (and a final LayerNorm closing each stack).
 
     Attention weights for visualisation: after every forward (or :meth:`greedy_decode`),
     :meth:`attention_maps` returns each layer's latest weights, shape (B, h, Tq, Tk).
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, num_heads: int = 4,
-                 d_ff: int = 128, num_layers: int = 2, max_len: int = 64, dropout: float = 0.1):
+                 d_ff: int = 128, num_layers: int = 2, max_len: int = 64, dropout: float = 0.1,
+                 norm_first: bool = False):
         super().__init__()
-        self.encoder = Encoder(src_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout)
-        self.decoder = Decoder(tgt_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout)
+        self.encoder = Encoder(src_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout, norm_first)
+        self.decoder = Decoder(tgt_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout, norm_first)
         self.max_len = max_len
 
     def encode(self, src: torch.Tensor, src_pad_id: int = 0):

@@ -1,7 +1,8 @@
 """Tests of course_lib.transformer: positional encoding, the encoder / decoder layers, the full model.
 
 The references are the formula written out with loops and PyTorch's own
-``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer`` given the same weights; the model
+``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer`` given the same weights, post-norm
+(the default) and pre-norm (``norm_first=True``, with the stacks' final LayerNorm); the model
 is checked for causality, padding invariance, greedy decoding, and that it can learn a tiny task.
 Sizes are tiny, so the file runs in a few seconds.
 """
@@ -14,7 +15,9 @@ from torch import nn
 
 from course_lib.attention import MultiHeadAttention, causal_mask, padding_mask
 from course_lib.transformer import (
+    Decoder,
     DecoderLayer,
+    Encoder,
     EncoderDecoder,
     EncoderLayer,
     FeedForward,
@@ -72,38 +75,56 @@ def _copy_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
     theirs.out_proj.bias.copy_(ours.w_o.bias)
 
 
+def _copy_norm(ours: nn.LayerNorm, theirs: nn.LayerNorm) -> None:
+    """Randomised LayerNorm weights (not 1 and 0), so a swapped or skipped norm is noticed."""
+    ours.weight.copy_(1 + 0.1 * torch.randn(D))
+    ours.bias.copy_(0.1 * torch.randn(D))
+    theirs.weight.copy_(ours.weight)
+    theirs.bias.copy_(ours.bias)
+
+
 def _copy_common(ours, theirs, norms) -> None:
-    """Feed-forward and LayerNorms; randomised LayerNorm weights so a swapped norm is noticed."""
+    """Feed-forward and LayerNorms."""
     for name in norms:
-        ours_norm, theirs_norm = getattr(ours, name), getattr(theirs, name)
-        ours_norm.weight.copy_(1 + 0.1 * torch.randn(D))
-        ours_norm.bias.copy_(0.1 * torch.randn(D))
-        theirs_norm.weight.copy_(ours_norm.weight)
-        theirs_norm.bias.copy_(ours_norm.bias)
+        _copy_norm(getattr(ours, name), getattr(theirs, name))
     for name in ("linear1", "linear2"):
         getattr(theirs, name).weight.copy_(getattr(ours.ffn, name).weight)
         getattr(theirs, name).bias.copy_(getattr(ours.ffn, name).bias)
 
 
-def _encoder_pair():
-    ours = EncoderLayer(D, H, D_FF, dropout=0.0)
+def _copy_encoder_layer(ours: EncoderLayer, theirs: nn.TransformerEncoderLayer) -> None:
+    _copy_mha(ours.self_attn, theirs.self_attn)
+    _copy_common(ours, theirs, ("norm1", "norm2"))
+
+
+def _copy_decoder_layer(ours: DecoderLayer, theirs: nn.TransformerDecoderLayer) -> None:
+    _copy_mha(ours.self_attn, theirs.self_attn)
+    _copy_mha(ours.cross_attn, theirs.multihead_attn)
+    _copy_common(ours, theirs, ("norm1", "norm2", "norm3"))
+
+
+def _encoder_pair(norm_first=None):
+    """Ours with the default norm_first (None) or the given one; torch's with the same arrangement."""
+    ours = EncoderLayer(D, H, D_FF, dropout=0.0) if norm_first is None else \
+        EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first)
     theirs = nn.TransformerEncoderLayer(D, H, D_FF, dropout=0.0, activation="relu", batch_first=True,
-                                        norm_first=False)
+                                        norm_first=bool(norm_first))
     with torch.no_grad():
-        _copy_mha(ours.self_attn, theirs.self_attn)
-        _copy_common(ours, theirs, ("norm1", "norm2"))
+        _copy_encoder_layer(ours, theirs)
     return ours, theirs
 
 
-def _decoder_pair():
-    ours = DecoderLayer(D, H, D_FF, dropout=0.0)
+def _decoder_pair(norm_first=None):
+    ours = DecoderLayer(D, H, D_FF, dropout=0.0) if norm_first is None else \
+        DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first)
     theirs = nn.TransformerDecoderLayer(D, H, D_FF, dropout=0.0, activation="relu", batch_first=True,
-                                        norm_first=False)
+                                        norm_first=bool(norm_first))
     with torch.no_grad():
-        _copy_mha(ours.self_attn, theirs.self_attn)
-        _copy_mha(ours.cross_attn, theirs.multihead_attn)
-        _copy_common(ours, theirs, ("norm1", "norm2", "norm3"))
+        _copy_decoder_layer(ours, theirs)
     return ours, theirs
+
+
+NORM_FIRST = pytest.mark.parametrize("norm_first", [None, False, True], ids=["default", "post-norm", "pre-norm"])
 
 
 B, T, S = 2, 6, 5
@@ -115,10 +136,12 @@ def _pad_ids(lengths, L):
     return (torch.arange(L)[None, :] < lengths[:, None]).long()  # 1 = real token, 0 = pad
 
 
+@NORM_FIRST
 @pytest.mark.parametrize("masking", ["none", "padding", "causal", "both"])
 @pytest.mark.parametrize("training", [False, True])
-def test_encoder_layer_matches_torch(masking, training):
-    ours, theirs = _encoder_pair()
+def test_encoder_layer_matches_torch(masking, training, norm_first):
+    ours, theirs = _encoder_pair(norm_first)
+    assert ours.norm_first is bool(norm_first)
     ours.train(training)
     theirs.train(training)
     x = torch.randn(B, T, D)
@@ -168,10 +191,12 @@ def test_encoder_layer_keeps_attention_weights():
     assert (w[1, :, :, 4:] == 0).all()  # padded keys get no weight
 
 
+@NORM_FIRST
 @pytest.mark.parametrize("tgt_padding", [False, True])
 @pytest.mark.parametrize("training", [False, True])
-def test_decoder_layer_matches_torch(tgt_padding, training):
-    ours, theirs = _decoder_pair()
+def test_decoder_layer_matches_torch(tgt_padding, training, norm_first):
+    ours, theirs = _decoder_pair(norm_first)
+    assert ours.norm_first is bool(norm_first)
     ours.train(training)
     theirs.train(training)
     x = torch.randn(B, T, D)
@@ -200,11 +225,73 @@ def test_decoder_layer_matches_torch(tgt_padding, training):
     torch.testing.assert_close(torch.cat([ca.w_q.weight.grad, ca.w_k.weight.grad, ca.w_v.weight.grad]),
                                theirs.multihead_attn.in_proj_weight.grad, atol=ATOL, rtol=1e-4)
     torch.testing.assert_close(ours.norm3.weight.grad, theirs.norm3.weight.grad, atol=ATOL, rtol=1e-4)
+    torch.testing.assert_close(ours.norm2.bias.grad, theirs.norm2.bias.grad, atol=ATOL, rtol=1e-4)
 
     assert ours.self_attn_weights.shape == (B, H, T, T)
     assert ours.cross_attn_weights.shape == (B, H, T, S)
     assert (ours.self_attn_weights.triu(1) == 0).all()  # no weight on later positions
     assert (ours.cross_attn_weights[1, :, :, 3:] == 0).all()  # nor on padded source positions
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_pre_norm_stacks_match_torch_with_final_norm(training):
+    """Two pre-norm layers and the final LayerNorm equal torch's TransformerEncoder / Decoder(norm=...)."""
+    num_layers = 2
+    enc = Encoder(11, D, H, D_FF, num_layers, max_len=12, dropout=0.0, norm_first=True).train(training)
+    dec = Decoder(13, D, H, D_FF, num_layers, max_len=12, dropout=0.0, norm_first=True).train(training)
+    kw = dict(dim_feedforward=D_FF, dropout=0.0, activation="relu", batch_first=True, norm_first=True)
+    t_enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(D, H, **kw), num_layers, norm=nn.LayerNorm(D),
+                                  enable_nested_tensor=False).train(training)
+    t_dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(D, H, **kw), num_layers,
+                                  norm=nn.LayerNorm(D)).train(training)
+    with torch.no_grad():
+        for ours, theirs in zip(enc.layers, t_enc.layers):
+            _copy_encoder_layer(ours, theirs)
+        for ours, theirs in zip(dec.layers, t_dec.layers):
+            _copy_decoder_layer(ours, theirs)
+        _copy_norm(enc.final_norm, t_enc.norm)
+        _copy_norm(dec.final_norm, t_dec.norm)
+
+    src = torch.randint(1, 11, (B, S))
+    src[1, SRC_LENGTHS[1]:] = 0
+    tgt = torch.randint(1, 13, (B, T))
+    src_keep = padding_mask(src, pad_id=0)  # (B, 1, 1, S)
+    memory = enc(src, src_keep)
+    src_emb = enc.embedding(src, "src").detach().requires_grad_()
+    expected_memory = t_enc(src_emb, src_key_padding_mask=~src_keep[:, 0, 0, :])
+    torch.testing.assert_close(memory, expected_memory, atol=ATOL, rtol=1e-4)
+
+    causal = causal_mask(T)
+    logits = dec(tgt, memory, src_mask=src_keep, tgt_mask=causal)
+    tgt_emb = dec.embedding(tgt, "tgt")
+    expected_logits = dec.lm_head(t_dec(tgt_emb, expected_memory, tgt_mask=~causal, tgt_is_causal=True,
+                                        memory_key_padding_mask=~src_keep[:, 0, 0, :]))
+    torch.testing.assert_close(logits, expected_logits, atol=ATOL, rtol=1e-4)
+
+    upstream = torch.randn_like(logits)
+    (logits * upstream).sum().backward()
+    (expected_logits * upstream).sum().backward()
+    torch.testing.assert_close(enc.final_norm.weight.grad, t_enc.norm.weight.grad, atol=ATOL, rtol=1e-4)
+    torch.testing.assert_close(enc.final_norm.bias.grad, t_enc.norm.bias.grad, atol=ATOL, rtol=1e-4)
+    torch.testing.assert_close(dec.final_norm.weight.grad, t_dec.norm.weight.grad, atol=ATOL, rtol=1e-4)
+    torch.testing.assert_close(enc.layers[0].ffn.linear1.weight.grad, t_enc.layers[0].linear1.weight.grad,
+                               atol=ATOL, rtol=1e-4)
+    torch.testing.assert_close(dec.layers[0].cross_attn.w_o.weight.grad,
+                               t_dec.layers[0].multihead_attn.out_proj.weight.grad, atol=ATOL, rtol=1e-4)
+
+
+def test_final_norm_only_with_pre_norm():
+    post, pre = _small_model(), _small_model(norm_first=True)
+    assert post.encoder.final_norm is None and post.decoder.final_norm is None
+    assert all(not layer.norm_first for layer in [*post.encoder.layers, *post.decoder.layers])
+    assert isinstance(pre.encoder.final_norm, nn.LayerNorm) and isinstance(pre.decoder.final_norm, nn.LayerNorm)
+    assert all(layer.norm_first for layer in [*pre.encoder.layers, *pre.decoder.layers])
+    # the default model's parameters are unchanged: no final norm among them
+    assert not any("final_norm" in name for name in post.state_dict())
+    extra = set(pre.state_dict()) - set(post.state_dict())
+    assert extra == {f"{stack}.final_norm.{p}" for stack in ("encoder", "decoder") for p in ("weight", "bias")}
+    with pytest.raises(TypeError, match="norm_first"):
+        EncoderLayer(D, H, D_FF, norm_first="yes")
 
 
 def test_feed_forward_is_two_linear_layers_with_relu():
@@ -236,8 +323,9 @@ def test_model_logits_shape_and_positional_buffer():
     assert all(p is not pe for p in model.parameters())
 
 
-def test_decoder_is_causal():
-    model = _small_model()
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_is_causal(norm_first):
+    model = _small_model(norm_first=norm_first)
     src = torch.randint(1, 11, (B, S))
     tgt_in = torch.randint(1, 13, (B, T))
     logits = model(src, tgt_in)
@@ -249,8 +337,9 @@ def test_decoder_is_causal():
         assert not torch.allclose(new_logits[:, t], logits[:, t], atol=1e-4)  # position t does see it
 
 
-def test_source_padding_does_not_change_logits():
-    model = _small_model()
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_source_padding_does_not_change_logits(norm_first):
+    model = _small_model(norm_first=norm_first)
     src = torch.randint(1, 11, (1, S))
     tgt_in = torch.randint(1, 13, (1, T))
     padded = torch.cat([src, torch.zeros(1, 4, dtype=torch.long)], dim=1)  # pad id 0

@@ -18,9 +18,6 @@ The target: ours / torch <= 1.25 at every shape.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import statistics
 import time
 
@@ -28,6 +25,7 @@ import torch
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention
+from timing import compare, fmt_time, report_machine_load, setup, start_machine_load
 
 TARGET_RATIO = 1.25
 THREADS = 2
@@ -70,51 +68,6 @@ def step_torch_fused(module: nn.MultiheadAttention, x: torch.Tensor) -> None:
     x.grad = None
     out, _ = module(x, x, x, need_weights=False)
     out.sum().backward()
-
-
-def calls_per_sample(fn, min_seconds: float) -> int:
-    """How many calls make one timing sample last at least ``min_seconds``."""
-    n = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - start >= min_seconds or n >= 1 << 16:
-            return n
-        n *= 2
-
-
-def compare(fns: dict, repeats: int, min_seconds: float, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in alternation."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    n = max(calls_per_sample(fn, min_seconds) for fn in fns.values())
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            samples[name].append((time.perf_counter() - start) / n)
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux), None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:8.1f} us"
-    return f"{seconds * 1e3:8.2f} ms"
 
 
 # ---------------------------------------------------------------------------
@@ -162,20 +115,8 @@ def explorer_redraw(repeats: int = 41) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test, noisy numbers)")
-    parser.add_argument("--repeats", type=int, default=None, help="timing samples per implementation")
-    args = parser.parse_args()
-    repeats = args.repeats or (5 if args.quick else 21)
-    min_seconds = 0.01 if args.quick else 0.05
-    warmup = 3 if args.quick else 10
-
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}")
-    print(f"threads: torch.get_num_threads() = {torch.get_num_threads()} "
-          f"(machine: os.cpu_count() = {os.cpu_count()})")
-    busy_start, own_start, wall_start = busy_cpu_seconds(), time.process_time(), time.perf_counter()
+    repeats, min_seconds, warmup = setup(__doc__.splitlines()[0], THREADS)
+    load = start_machine_load()
     print(f"forward + backward, self-attention, float32, CPU; median of {repeats} samples; "
           f"target ours / torch <= {TARGET_RATIO}")
     print()
@@ -208,14 +149,7 @@ def main() -> None:
               f"{times['ours'] / times['fused']:>10.2f}")
     print()
     print("all shapes meet the target" if all_ok else "some shapes miss the target (see 'SLOW')")
-    busy_end = busy_cpu_seconds()
-    if busy_start is not None and busy_end is not None:
-        # what the rest of the machine used meanwhile, in CPU cores
-        others = ((busy_end - busy_start) - (time.process_time() - own_start)) / (time.perf_counter() - wall_start)
-        print(f"other processes used {max(others, 0.0):.2f} CPU cores on average during the run")
-        if others > 0.25:
-            print("WARNING: the machine was not quiet; the times, and even the ratios, are unreliable: "
-                  "run again when nothing else is running")
+    report_machine_load(load)
     print()
     explorer_redraw()
 

@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from .attention import MultiHeadAttention
 
-__all__ = ["neighbour_batch", "NeighbourModel", "neighbour_loss", "head_offsets"]
+__all__ = ["neighbour_batch", "NeighbourModel", "neighbour_loss", "head_offsets",
+           "TENSES", "TENSE_WORDS", "tense_of", "tense_batch", "TenseTagger", "tense_loss"]
 
 
 def neighbour_batch(batch_size: int, length: int, vocab_size: int, generator: torch.Generator | None = None):
@@ -59,3 +60,60 @@ def head_offsets(weights: torch.Tensor) -> list[tuple[int, float]]:
         best = max(mass, key=mass.get)
         out.append((best, mass[best]))
     return out
+
+
+# ---------------------------------------------------------------------------
+# Self-attention that reads the tense: every word must find 了, 会 or the time word
+# ---------------------------------------------------------------------------
+
+TENSES = ("present", "past", "future")
+# The Chinese words that carry the tense: 了 (done), 会 (will), and the time words.
+TENSE_WORDS = ("了", "会", "昨天", "上周", "明天", "下周")
+
+
+def tense_of(pair) -> int:
+    """The tense of a corpus sentence pair, as an index into TENSES (read off the English side)."""
+    if "will" in pair.en:
+        return TENSES.index("future")
+    if "了" in pair.zh:  # the grammar marks every past sentence with 了
+        return TENSES.index("past")
+    return TENSES.index("present")
+
+
+def tense_batch(pairs, vocab, batch_size: int, generator: torch.Generator | None = None):
+    """A random batch: Chinese ids (B, S) padded with 0, and each sentence's tense (B,)."""
+    picks = torch.randint(len(pairs), (batch_size,), generator=generator).tolist()
+    ids, _ = vocab.encode_batch([pairs[i].zh for i in picks])
+    return ids, torch.tensor([tense_of(pairs[i]) for i in picks])
+
+
+class TenseTagger(nn.Module):
+    """H = word + position embeddings; one self-attention head; every word predicts the sentence's tense.
+
+    Each word sees the sentence only through its context_i = sum_j a_ij v_j (no residual path),
+    so to answer it has to attend to the words that carry the tense.
+    """
+
+    def __init__(self, vocab_size: int, max_len: int = 32, d_model: int = 32):
+        super().__init__()
+        self.tok = nn.Embedding(vocab_size, d_model, padding_idx=0)
+        self.pos = nn.Embedding(max_len, d_model)
+        self.attn = MultiHeadAttention(d_model, num_heads=1, bias=False)  # Q = HW_q exactly, as in the notes
+        self.out = nn.Linear(d_model, len(TENSES))
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, S) -> H (B, S, d)."""
+        return self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+
+    def forward(self, ids: torch.Tensor):
+        """ids (B, S) -> logits (B, S, 3) per word, attention weights (B, 1, S, S)."""
+        H = self.embed(ids)
+        context, weights = self.attn(H, H, H, mask=(ids != 0)[:, None, None, :])
+        return self.out(context), weights
+
+
+def tense_loss(model: TenseTagger, batch) -> torch.Tensor:
+    ids, tense = batch
+    logits, _ = model(ids)
+    real = ids != 0
+    return F.cross_entropy(logits[real], tense[:, None].expand_as(ids)[real])

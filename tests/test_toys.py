@@ -23,3 +23,35 @@ def test_model_shapes():
     model = toys.NeighbourModel(10, 6, d_model=8, num_heads=2)
     logits, w = model(torch.zeros(3, 6, dtype=torch.long))
     assert logits.shape == (3, 6, 2, 10) and w.shape == (3, 2, 6, 6)
+
+
+def test_tense_labels_follow_the_grammar():
+    from course_lib.data import NOTES_EXAMPLES, make_translation_corpus
+
+    assert [toys.TENSES[toys.tense_of(p)] for p in NOTES_EXAMPLES] == ["present", "past", "past"]
+    corpus = make_translation_corpus(num_sentences=300, seed=1)
+    future = [p for p in corpus.train if toys.tense_of(p) == toys.TENSES.index("future")]
+    assert future and all("会" in p.zh for p in future)
+
+
+def test_tense_tagger_learns_to_look_at_the_markers():
+    from course_lib.data import make_translation_corpus
+    from course_lib.tokenizers import WordVocab
+    from course_lib.training import train
+
+    corpus = make_translation_corpus(num_sentences=600, seed=2)
+    vocab = WordVocab(corpus.zh_words)
+    g = torch.Generator().manual_seed(0)
+    ids, tense = toys.tense_batch(corpus.train, vocab, 16, g)
+    assert ids.shape[0] == tense.shape[0] == 16 and ids.dtype == torch.long
+    model = toys.TenseTagger(len(vocab))
+    train(model, lambda step: toys.tense_batch(corpus.train, vocab, 64, g), toys.tense_loss,
+          steps=200, lr=0.01, schedule="cosine", progress=False, live_plot=False)
+    past = [p for p in corpus.test if toys.tense_of(p) == 1][:10]
+    x, _ = vocab.encode_batch([p.zh for p in past])
+    with torch.no_grad():
+        logits, w = model(x)
+    assert w.shape == (10, 1, x.shape[1], x.shape[1])
+    assert (logits.argmax(-1)[x != 0] == 1).float().mean() > 0.95
+    le = x == vocab.stoi["了"]
+    assert (w[:, 0] * le[:, None, :]).sum(-1)[x != 0].mean() > 0.5  # words look at 了

@@ -186,7 +186,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
     """
     if mask is None:
         return torch.softmax(scores, dim=-1)
-    _check_mask(mask, tuple(scores.shape), "scores (..., Tq, Tk)")
+    _check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
     # Masking happens *before* the softmax: -inf scores get weight exp(-inf) = 0 and the
     # remaining weights still sum to 1.
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
@@ -226,9 +226,7 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None 
         )
     score = ScaledDotScore() if score is None else score
     scores = score(query, keys)  # (..., Tq, Tk)
-    if mask is not None:
-        _check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
-    weights = masked_softmax(scores, mask)
+    weights = masked_softmax(scores, mask)  # checks the mask: bool, broadcastable to (..., Tq, Tk)
     context = weights @ values  # (..., Tq, Tk) @ (..., Tk, d_v) -> (..., Tq, d_v)
     if single:
         return context.squeeze(-2), weights.squeeze(-2)
@@ -266,9 +264,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     # Q K^T / sqrt(d_k), with the scale applied to Q (Tq x d_k numbers) rather than to the
     # scores (Tq x Tk numbers): the same result, and cheaper when the sequences are long.
     scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)  # (..., Tq, Tk)
-    if mask is not None:
-        _check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
-    weights = masked_softmax(scores, mask)
+    weights = masked_softmax(scores, mask)  # checks the mask: bool, broadcastable to (..., Tq, Tk)
     attn = weights
     if dropout_p > 0.0:
         keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout_p

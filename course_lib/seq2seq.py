@@ -1,4 +1,6 @@
-"""The RNN encoder-decoder with attention of notebook 01 (the notes' machine-translation figure).
+"""Translation models of notebooks 01 and 02, and the data, loss and evaluation they share.
+
+Notebook 01: the RNN encoder-decoder with attention (the notes' machine-translation figure).
 
 The encoder reads the Chinese sentence into states H = [h_1, ..., h_n]. At each step t the
 decoder
@@ -9,7 +11,12 @@ decoder
 4. feeds context and the previous output word y_{t-1} (e.g. "love") into its GRU cell, s_t;
 5. predicts the next English word from s_t and the context.
 
-Shapes: B batch, S source length, T target length, d model width, V vocabulary size.
+Notebook 02: the same task for :class:`course_lib.transformer.EncoderDecoder`
+(``train_transformer_translator``, ``trace_transformer``, ``cross_attention_alignment``).
+``evaluate_translation`` accepts either model.
+
+Shapes: B batch, S source length, T target length, d model width, V vocabulary size,
+L layers, h heads.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from torch.nn import functional as F
 
 from .attention import attend, make_score
 from .tokenizers import WordVocab
+from .transformer import EncoderDecoder
 
 __all__ = [
     "AttentionGRUTranslator",
@@ -34,6 +42,10 @@ __all__ = [
     "forced_attention",
     "alignment_score",
     "train_translator",
+    "transformer_translation_loss",
+    "train_transformer_translator",
+    "trace_transformer",
+    "cross_attention_alignment",
 ]
 
 
@@ -188,8 +200,17 @@ def translate(model: AttentionGRUTranslator, zh_words: Sequence[str], src_vocab:
     return [w for w in trace["output"] if w != "<eos>"]
 
 
+def _greedy_ids(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int,
+                tgt_vocab: WordVocab) -> torch.Tensor:
+    """Greedy translation ids (B, T') of either model, without <bos>, <eos>-padded."""
+    if isinstance(model, EncoderDecoder):
+        return model.greedy_decode(src, min(max_len, model.max_len), tgt_vocab.bos_id, tgt_vocab.eos_id)
+    ids, _ = model.greedy_decode(src, src_lengths, max_len=max_len)
+    return ids
+
+
 @torch.no_grad()
-def evaluate_translation(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: WordVocab,
+def evaluate_translation(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
                          tgt_vocab: WordVocab, batch_size: int = 500) -> dict[str, float]:
     """Greedy-decode every pair: exact_match = share of sentences translated word for word right."""
     was_training = model.training
@@ -200,7 +221,7 @@ def evaluate_translation(model: AttentionGRUTranslator, pairs: Sequence, src_voc
         chunk = pairs[i:i + batch_size]
         src, src_lengths, _, _ = _encode_pairs(chunk, src_vocab, tgt_vocab)
         max_len = max(len(p.en) for p in chunk) + 2
-        ids, _ = model.greedy_decode(src.to(device), src_lengths, max_len=max_len)
+        ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
         exact += sum(tgt_vocab.decode(row) == list(p.en) for row, p in zip(ids.cpu(), chunk))
     model.train(was_training)
     return {"exact_match": exact / len(pairs)}
@@ -223,6 +244,30 @@ def forced_attention(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: 
     return [weights[b, :len(p.en), :len(p.zh)].cpu() for b, p in enumerate(pairs)]
 
 
+def _alignment_hits(weights: Sequence[torch.Tensor], pairs: Sequence) -> dict:
+    """Count attention peaks on the aligned Chinese word.
+
+    weights: per pair a tensor (..., len(en), len(zh)); the leading axes (e.g. layer and head)
+    are scored separately. Returns hit rates over reordered words and over all aligned words,
+    each of shape (...), and the number of reordered words.
+    """
+    hits = total = hits_all = total_all = 0
+    for w, p in zip(weights, pairs):
+        peak = w.argmax(dim=-1)  # (..., len(en)): the Chinese word each English word looks at most
+        for j, (src_index, reordered) in enumerate(zip(p.alignment, p.reordered)):
+            if src_index < 0:
+                continue
+            hit = (peak[..., j] == src_index).float()
+            total_all += 1
+            hits_all = hits_all + hit
+            if reordered:
+                total += 1
+                hits = hits + hit
+    if total == 0:
+        raise ValueError("pairs contain no reordered words to score")
+    return {"reordered": hits / total, "num_reordered": total, "all_aligned": hits_all / total_all}
+
+
 def alignment_score(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: WordVocab,
                     tgt_vocab: WordVocab) -> dict[str, float]:
     """How often the attention peak falls on the right Chinese word, for the reordered words.
@@ -233,20 +278,8 @@ def alignment_score(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: W
     the aligned Chinese word. Returns the score over those words, the number of words, and
     the same score over all aligned words for comparison.
     """
-    hits = total = hits_all = total_all = 0
-    for w, p in zip(forced_attention(model, pairs, src_vocab, tgt_vocab), pairs):
-        peak = w.argmax(dim=-1).tolist()
-        for j, (src_index, reordered) in enumerate(zip(p.alignment, p.reordered)):
-            if src_index < 0:
-                continue
-            total_all += 1
-            hits_all += peak[j] == src_index
-            if reordered:
-                total += 1
-                hits += peak[j] == src_index
-    if total == 0:
-        raise ValueError("pairs contain no reordered words to score")
-    return {"reordered": hits / total, "num_reordered": total, "all_aligned": hits_all / total_all}
+    result = _alignment_hits(forced_attention(model, pairs, src_vocab, tgt_vocab), pairs)
+    return {k: float(v) for k, v in result.items()}
 
 
 def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, score: str = "additive",
@@ -269,3 +302,95 @@ def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, scor
         live_plot=live_plot, progress=progress, desc=f"{score} attention",
     )
     return model, history
+
+
+# ---------------------------------------------------------------------------
+# The Transformer on the same task (notebook 02)
+# ---------------------------------------------------------------------------
+
+def transformer_translation_loss(model: EncoderDecoder, batch) -> torch.Tensor:
+    """Mean cross-entropy of the next English word under teacher forcing, ignoring padding."""
+    src, _, tgt_in, tgt_out = batch
+    logits = model(src, tgt_in)  # (B, T, V): logits[:, t] predicts tgt_out[:, t]
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=0)
+
+
+def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, d_model: int = 64,
+                                 num_heads: int = 4, d_ff: int = 128, num_layers: int = 2,
+                                 dropout: float = 0.1, norm_first: bool = False, max_len: int = 32,
+                                 steps: int = 600, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                                 eval_every: int | None = None, live_plot=None, progress: bool = True,
+                                 desc: str | None = None):
+    """Build an :class:`~course_lib.transformer.EncoderDecoder` and train it on ``corpus.train``.
+
+    AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
+    training loop, validation exact match every ``eval_every`` steps. Returns (model, history).
+    """
+    from .training import set_seed, train
+
+    set_seed(seed)  # the initial weights depend on the seed too
+    model = EncoderDecoder(len(src_vocab), len(tgt_vocab), d_model=d_model, num_heads=num_heads, d_ff=d_ff,
+                           num_layers=num_layers, max_len=max_len, dropout=dropout, norm_first=norm_first)
+    history = train(
+        model, translation_batches(corpus.train, src_vocab, tgt_vocab, batch_size, seed=seed),
+        transformer_translation_loss, steps=steps, lr=lr, schedule="cosine", seed=seed, eval_every=eval_every,
+        eval_fn=lambda m: evaluate_translation(m, corpus.validation, src_vocab, tgt_vocab),
+        live_plot=live_plot, progress=progress,
+        desc=desc or f"Transformer ({'pre' if norm_first else 'post'}-norm)",
+    )
+    return model, history
+
+
+@torch.no_grad()
+def _teacher_forced_maps(model: EncoderDecoder, src: torch.Tensor, tgt_in: torch.Tensor) -> dict:
+    """Run the model once in eval mode; every layer's weights stacked: kind -> (L, B, h, Tq, Tk)."""
+    was_training = model.training
+    model.eval()
+    try:
+        model(src, tgt_in)
+        return {kind: torch.stack(ws).cpu() for kind, ws in model.attention_maps().items()}
+    finally:
+        model.train(was_training)
+
+
+def trace_transformer(model: EncoderDecoder, zh_words: Sequence[str], src_vocab: WordVocab,
+                      tgt_vocab: WordVocab, max_len: int = 30) -> dict:
+    """Translate one sentence greedily and return every attention map of the model.
+
+    Returns a dict with
+        source: the Chinese words (S);
+        output: the English words, then "<eos>" (T): row t of a decoder map is the step that emits output[t];
+        target_inputs: "<bos>" and the English words (T): what the decoder reads at each step;
+        maps: {"encoder_self": (L, h, S, S), "decoder_self": (L, h, T, T), "cross": (L, h, T, S)},
+            computed by re-running the decoder on its own output (identical to the step-by-step
+            weights, because the decoder is causal).
+    """
+    if isinstance(zh_words, str):
+        raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
+    if len(zh_words) == 0:
+        raise ValueError("zh_words must contain at least one word")
+    device = next(model.parameters()).device
+    src = torch.tensor([src_vocab.encode(zh_words)], device=device)
+    ids = _greedy_ids(model, src, torch.tensor([len(zh_words)]), max_len, tgt_vocab)
+    words = tgt_vocab.decode(ids[0])
+    emitted = tgt_vocab.encode(words) + ([tgt_vocab.eos_id] if len(words) < ids.shape[1] else [])
+    tgt_in = torch.tensor([[tgt_vocab.bos_id] + emitted[:-1]], device=device)  # (1, T)
+    maps = _teacher_forced_maps(model, src, tgt_in)
+    return {"source": list(zh_words), "output": [tgt_vocab.itos[i] for i in emitted],
+            "target_inputs": [tgt_vocab.itos[i] for i in tgt_in[0].tolist()],
+            "maps": {kind: m[:, 0] for kind, m in maps.items()}}
+
+
+def cross_attention_alignment(model: EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
+                              tgt_vocab: WordVocab) -> dict:
+    """:func:`alignment_score` for every cross-attention head of a Transformer.
+
+    The decoder reads the reference translation (teacher forcing); for each layer and head we
+    check whether the peak of the step that emits an English word is its aligned Chinese word.
+    Returns {"reordered": (L, h), "all_aligned": (L, h), "num_reordered": int}.
+    """
+    src, _, tgt_in, _ = _encode_pairs(pairs, src_vocab, tgt_vocab)
+    device = next(model.parameters()).device
+    cross = _teacher_forced_maps(model, src.to(device), tgt_in.to(device))["cross"]  # (L, B, h, T, S)
+    weights = [cross[:, b, :, :len(p.en), :len(p.zh)] for b, p in enumerate(pairs)]  # (L, h, en, zh)
+    return _alignment_hits(weights, pairs)

@@ -47,6 +47,7 @@ __all__ = [
     "Encoder",
     "Decoder",
     "EncoderDecoder",
+    "to_torch",
 ]
 
 
@@ -526,3 +527,44 @@ class EncoderDecoder(nn.Module):
         if any(w is None for ws in maps.values() for w in ws):
             raise RuntimeError("no attention weights yet: run the model (forward or greedy_decode) first")
         return maps
+
+
+# ---------------------------------------------------------------------------
+# The reference: the same layer built from torch.nn
+# ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def to_torch(layer: EncoderLayer | DecoderLayer) -> nn.TransformerEncoderLayer | nn.TransformerDecoderLayer:
+    """PyTorch's own layer with the same arrangement and a copy of ``layer``'s weights.
+
+    ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer(batch_first=True,
+    activation="relu")`` with the same ``norm_first`` and dropout; in eval mode (or with dropout 0)
+    it computes what ``layer`` computes. Note torch's masks say True where attention is *forbidden*:
+    pass ``~mask`` to it.
+    """
+    def copy_attention(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
+        # torch keeps W_q, W_k, W_v stacked in one (3d, d) matrix
+        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        theirs.out_proj.weight.copy_(ours.w_o.weight)
+        theirs.out_proj.bias.copy_(ours.w_o.bias)
+
+    if isinstance(layer, EncoderLayer):
+        theirs = nn.TransformerEncoderLayer(layer.d_model, layer.num_heads, layer.ffn.linear1.out_features,
+                                            dropout=layer.dropout1.p, activation="relu", batch_first=True,
+                                            norm_first=layer.norm_first)
+        norms = ("norm1", "norm2")
+    elif isinstance(layer, DecoderLayer):
+        theirs = nn.TransformerDecoderLayer(layer.d_model, layer.num_heads, layer.ffn.linear1.out_features,
+                                            dropout=layer.dropout1.p, activation="relu", batch_first=True,
+                                            norm_first=layer.norm_first)
+        copy_attention(layer.cross_attn, theirs.multihead_attn)
+        norms = ("norm1", "norm2", "norm3")
+    else:
+        raise TypeError(f"layer must be an EncoderLayer or a DecoderLayer, got {type(layer).__name__}")
+    copy_attention(layer.self_attn, theirs.self_attn)
+    for name in norms:
+        getattr(theirs, name).load_state_dict(getattr(layer, name).state_dict())
+    for name in ("linear1", "linear2"):
+        getattr(theirs, name).load_state_dict(getattr(layer.ffn, name).state_dict())
+    return theirs.train(layer.training)

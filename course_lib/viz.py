@@ -32,6 +32,9 @@ __all__ = [
     "TranslationAttentionView",
     "AttentionExplorer",
     "figure_to_png",
+    "canvas_to_png",
+    "widget_figure",
+    "FigureWidget",
 ]
 
 _FONT_DIR = pathlib.Path(__file__).parent / "fonts"
@@ -167,9 +170,7 @@ class TranslationAttentionView:
     """
 
     def __init__(self, figsize=(9.0, 3.6), dpi: int = 80):
-        # A figure outside pyplot: only the widget shows it, never the inline backend a second time.
-        self.fig = Figure(figsize=figsize, dpi=dpi)
-        FigureCanvasAgg(self.fig)
+        self.fig = widget_figure(figsize, dpi)
         grid = self.fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[3, 1], wspace=0.25,
                                      hspace=0.9, left=0.1, right=0.98, top=0.86, bottom=0.12)
         self.ax_map = self.fig.add_subplot(grid[:, 0])
@@ -248,15 +249,77 @@ class TranslationAttentionView:
 
     def to_png(self) -> bytes:
         """The PNG of the current state (what the notebook shows)."""
-        from PIL import Image
-
-        pixels = np.asarray(self.fig.canvas.buffer_rgba())[..., :3]
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
-        return buf.getvalue()
+        return canvas_to_png(self.fig)
 
 
-class AttentionExplorer:
+def canvas_to_png(fig) -> bytes:
+    """The PNG of what ``fig``'s Agg canvas holds now, without drawing it again (fast: for widgets)."""
+    from PIL import Image
+
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def widget_figure(figsize, dpi: int = 80) -> Figure:
+    """A figure outside pyplot, with an Agg canvas: only its widget shows it, never the inline backend."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+class FigureWidget:
+    """Base of the course's widgets: controls (``self.widget``) above one picture replaced in place.
+
+    A subclass builds its controls and figure, and implements :meth:`render` (draw the current
+    state, return PNG bytes). :meth:`redraw` renders and swaps the displayed picture; it works,
+    and is timed, outside a notebook too, so tests and benchmarks exercise the real path.
+    """
+
+    widget = None  # the ipywidgets box of controls, set by the subclass
+
+    def render(self) -> bytes:
+        raise NotImplementedError
+
+    # Blitting: draw the parts that never move once, save them, and per redraw paint only the
+    # artists that change (created with animated=True) on top: a few ms instead of a full draw.
+    def save_background(self) -> None:
+        """Draw ``self.fig`` fully (animated artists are skipped) and keep it as the background."""
+        self.fig.canvas.draw()
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+
+    def blit(self, artists) -> bytes:
+        """Paint ``artists`` over the saved background; return the PNG."""
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        for artist in artists:
+            (artist.axes or self.fig).draw_artist(artist)
+        return canvas_to_png(self.fig)
+
+    def redraw(self) -> float:
+        """Draw the current state and show it; returns the time taken in ms (PNG included)."""
+        start = time.perf_counter()
+        png = self.render()
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            from IPython.display import Image
+
+            handle.update(Image(data=png, format="png"))
+        ms = 1000 * (time.perf_counter() - start)
+        self.__dict__.setdefault("redraw_ms", []).append(ms)  # every redraw's time, for the benchmarks
+        return ms
+
+    def show(self):
+        """Display the controls and the picture (in a notebook)."""
+        from IPython.display import Image, display
+
+        display(self.widget)
+        self._handle = display(Image(data=self.render(), format="png"), display_id=True)
+        return self
+
+
+class AttentionExplorer(FigureWidget):
     """Widget: pick a sentence (or type one), a scoring function, and step through the decoder.
 
     The work is done by ``trace_fn(score_name, zh_words) -> dict`` with keys ``source``,
@@ -318,25 +381,8 @@ class AttentionExplorer:
                              f"<b>{' '.join(w for w in self._trace['output'] if w != '<eos>')}</b>")
         self.redraw()
 
-    def redraw(self) -> float:
-        """Update the figure for the current step; returns the time taken in ms (PNG included)."""
-        start = time.perf_counter()
+    def render(self) -> bytes:
         t = self._trace
         self.view.update(t["source"], t["output"], t["weights"], t.get("contexts"), step=self.step.value - 1,
                          title=f"score s(h, q): {self.score.value}")
-        png = self.view.to_png()  # rendered even outside a notebook, so timings are honest
-        if self._handle is not None:
-            from IPython.display import Image
-
-            self._handle.update(Image(data=png, format="png"))
-        ms = 1000 * (time.perf_counter() - start)
-        self.redraw_ms.append(ms)
-        return ms
-
-    def show(self):
-        """Display the controls and the figure (in a notebook)."""
-        from IPython.display import Image, display
-
-        display(self.widget)
-        self._handle = display(Image(data=self.view.to_png(), format="png"), display_id=True)
-        return self
+        return self.view.to_png()

@@ -22,6 +22,7 @@ from course_lib.transformer import (
     EncoderLayer,
     FeedForward,
     sinusoidal_positional_encoding,
+    to_torch,
 )
 
 ATOL = 1e-5
@@ -68,60 +69,41 @@ def test_positional_encoding_rows_are_distinct():
 # Layers against torch.nn
 # ---------------------------------------------------------------------------
 
-def _copy_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-    theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-    theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-    theirs.out_proj.weight.copy_(ours.w_o.weight)
-    theirs.out_proj.bias.copy_(ours.w_o.bias)
-
-
 def _copy_norm(ours: nn.LayerNorm, theirs: nn.LayerNorm) -> None:
-    """Randomised LayerNorm weights (not 1 and 0), so a swapped or skipped norm is noticed."""
-    ours.weight.copy_(1 + 0.1 * torch.randn(D))
-    ours.bias.copy_(0.1 * torch.randn(D))
     theirs.weight.copy_(ours.weight)
     theirs.bias.copy_(ours.bias)
 
 
-def _copy_common(ours, theirs, norms) -> None:
-    """Feed-forward and LayerNorms."""
-    for name in norms:
-        _copy_norm(getattr(ours, name), getattr(theirs, name))
-    for name in ("linear1", "linear2"):
-        getattr(theirs, name).weight.copy_(getattr(ours.ffn, name).weight)
-        getattr(theirs, name).bias.copy_(getattr(ours.ffn, name).bias)
-
-
-def _copy_encoder_layer(ours: EncoderLayer, theirs: nn.TransformerEncoderLayer) -> None:
-    _copy_mha(ours.self_attn, theirs.self_attn)
-    _copy_common(ours, theirs, ("norm1", "norm2"))
-
-
-def _copy_decoder_layer(ours: DecoderLayer, theirs: nn.TransformerDecoderLayer) -> None:
-    _copy_mha(ours.self_attn, theirs.self_attn)
-    _copy_mha(ours.cross_attn, theirs.multihead_attn)
-    _copy_common(ours, theirs, ("norm1", "norm2", "norm3"))
+def _randomise_norms(layer) -> None:
+    """LayerNorm weights other than 1 and 0, so a swapped or skipped norm is noticed."""
+    with torch.no_grad():
+        for norm in (m for m in layer.modules() if isinstance(m, nn.LayerNorm)):
+            norm.weight.copy_(1 + 0.1 * torch.randn(norm.weight.shape))
+            norm.bias.copy_(0.1 * torch.randn(norm.bias.shape))
 
 
 def _encoder_pair(norm_first=None):
-    """Ours with the default norm_first (None) or the given one; torch's with the same arrangement."""
+    """Ours with the default norm_first (None) or the given one; torch's with the same weights."""
     ours = EncoderLayer(D, H, D_FF, dropout=0.0) if norm_first is None else \
         EncoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first)
-    theirs = nn.TransformerEncoderLayer(D, H, D_FF, dropout=0.0, activation="relu", batch_first=True,
-                                        norm_first=bool(norm_first))
-    with torch.no_grad():
-        _copy_encoder_layer(ours, theirs)
+    _randomise_norms(ours)
+    theirs = to_torch(ours)
+    assert isinstance(theirs, nn.TransformerEncoderLayer) and theirs.norm_first == bool(norm_first)
     return ours, theirs
 
 
 def _decoder_pair(norm_first=None):
     ours = DecoderLayer(D, H, D_FF, dropout=0.0) if norm_first is None else \
         DecoderLayer(D, H, D_FF, dropout=0.0, norm_first=norm_first)
-    theirs = nn.TransformerDecoderLayer(D, H, D_FF, dropout=0.0, activation="relu", batch_first=True,
-                                        norm_first=bool(norm_first))
-    with torch.no_grad():
-        _copy_decoder_layer(ours, theirs)
+    _randomise_norms(ours)
+    theirs = to_torch(ours)
+    assert isinstance(theirs, nn.TransformerDecoderLayer) and theirs.norm_first == bool(norm_first)
     return ours, theirs
+
+
+def test_to_torch_rejects_other_modules():
+    with pytest.raises(TypeError, match="EncoderLayer or a DecoderLayer"):
+        to_torch(nn.Linear(2, 2))
 
 
 NORM_FIRST = pytest.mark.parametrize("norm_first", [None, False, True], ids=["default", "post-norm", "pre-norm"])
@@ -239,16 +221,15 @@ def test_pre_norm_stacks_match_torch_with_final_norm(training):
     num_layers = 2
     enc = Encoder(11, D, H, D_FF, num_layers, max_len=12, dropout=0.0, norm_first=True).train(training)
     dec = Decoder(13, D, H, D_FF, num_layers, max_len=12, dropout=0.0, norm_first=True).train(training)
-    kw = dict(dim_feedforward=D_FF, dropout=0.0, activation="relu", batch_first=True, norm_first=True)
-    t_enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(D, H, **kw), num_layers, norm=nn.LayerNorm(D),
+    _randomise_norms(enc)
+    _randomise_norms(dec)
+    t_enc = nn.TransformerEncoder(to_torch(enc.layers[0]), num_layers, norm=nn.LayerNorm(D),
                                   enable_nested_tensor=False).train(training)
-    t_dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(D, H, **kw), num_layers,
-                                  norm=nn.LayerNorm(D)).train(training)
+    t_dec = nn.TransformerDecoder(to_torch(dec.layers[0]), num_layers, norm=nn.LayerNorm(D)).train(training)
+    # TransformerEncoder / Decoder deep-copy the layer given: put each of our layers in its place
+    t_enc.layers = nn.ModuleList(to_torch(layer) for layer in enc.layers)
+    t_dec.layers = nn.ModuleList(to_torch(layer) for layer in dec.layers)
     with torch.no_grad():
-        for ours, theirs in zip(enc.layers, t_enc.layers):
-            _copy_encoder_layer(ours, theirs)
-        for ours, theirs in zip(dec.layers, t_dec.layers):
-            _copy_decoder_layer(ours, theirs)
         _copy_norm(enc.final_norm, t_enc.norm)
         _copy_norm(dec.final_norm, t_dec.norm)
 

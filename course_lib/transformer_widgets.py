@@ -1,0 +1,283 @@
+"""The widgets of notebook 02 (the Transformer), each a thin layer over a pure function.
+
+- :class:`ScalingExplorer`: why Attention divides by sqrt(d_k) (``diagnostics.softmax_saturation``);
+- :class:`PositionExplorer`: the sinusoidal positional table and how similar two positions are;
+- :class:`TransformerAttentionExplorer`: every attention map of a trained encoder-decoder
+  (``seq2seq.trace_transformer``): sentence, layer, head, and kind of attention.
+
+Each renders into one figure outside pyplot and swaps a PNG in place (see ``viz.FigureWidget``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+
+from .diagnostics import softmax_saturation
+from .transformer import sinusoidal_positional_encoding
+from .viz import FigureWidget, canvas_to_png, plot_heatmap, widget_figure
+
+__all__ = ["ScalingExplorer", "PositionExplorer", "TransformerAttentionExplorer", "position_similarity",
+           "ATTENTION_KINDS"]
+
+_UNSCALED, _SCALED = "#d62728", "#1f77b4"
+
+
+class ScalingExplorer(FigureWidget):
+    """Widget: choose d_k; see softmax(q·k) and softmax(q·k / sqrt(d_k)) side by side.
+
+    Left: the weights of one random query over ``n_keys`` random keys, unscaled (red) and scaled
+    (blue). Right: attention entropy and the size of the softmax's gradient against d_k, measured
+    for both, with the chosen d_k marked.
+    """
+
+    def __init__(self, d_ks: Sequence[int] = tuple(2 ** i for i in range(11)), n_keys: int = 16,
+                 num_queries: int = 256, seed: int = 0):
+        import ipywidgets as widgets
+
+        self.n_keys, self.num_queries, self.seed = n_keys, num_queries, seed
+        self.d_ks = list(d_ks)
+        self.curves = {scaled: [softmax_saturation(d, scaled=scaled, n_keys=n_keys, num_queries=num_queries,
+                                                   seed=seed) for d in self.d_ks]
+                       for scaled in (False, True)}
+        self.d_k = widgets.SelectionSlider(options=self.d_ks, value=64 if 64 in self.d_ks else self.d_ks[0],
+                                           description="d_k", continuous_update=True)
+        self.status = widgets.HTML()
+        self.d_k.observe(lambda change: self.redraw(), names="value")
+        self.widget = widgets.VBox([self.d_k, self.status])
+        self._build_figure()
+        self.redraw()
+
+    def _build_figure(self) -> None:
+        self.fig = widget_figure((10.0, 3.3))
+        grid = self.fig.add_gridspec(1, 3, width_ratios=[1.4, 1, 1], wspace=0.35, left=0.06, right=0.98,
+                                     top=0.84, bottom=0.17)
+        self.ax_bar = self.fig.add_subplot(grid[0])
+        x = np.arange(self.n_keys)
+        self.bars = {False: self.ax_bar.bar(x - 0.2, np.zeros(self.n_keys), 0.4, color=_UNSCALED, label="QK^T", animated=True),
+                     True: self.ax_bar.bar(x + 0.2, np.zeros(self.n_keys), 0.4, color=_SCALED,
+                                           label="QK^T / sqrt(d_k)", animated=True)}
+        self.ax_bar.set_ylim(0, 1)
+        self.ax_bar.set_xticks(x)
+        self.ax_bar.set_xlabel("key j", fontsize=9)
+        self.ax_bar.set_ylabel("weight a_j", fontsize=9)
+        self.ax_bar.legend(fontsize=8, loc="upper left")
+        self.ax_bar.tick_params(labelsize=7)
+        self.markers = {}
+        for ax, key, label in ((self.fig.add_subplot(grid[1]), "entropy", "entropy of a (nats)"),
+                               (self.fig.add_subplot(grid[2]), "grad_norm", "|d a / d scores|")):
+            for scaled, color in ((False, _UNSCALED), (True, _SCALED)):
+                ax.plot(self.d_ks, [c[key] for c in self.curves[scaled]], "-", color=color, lw=1.5)
+                self.markers[key, scaled], = ax.plot([], [], "o", color=color, ms=8, animated=True)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("d_k", fontsize=9)
+            ax.set_title(label, fontsize=10)
+            ax.set_ylim(bottom=0)
+            ax.tick_params(labelsize=8)
+        self.fig.axes[1].axhline(np.log(self.n_keys), color="gray", ls=":", lw=1)
+        self.fig.axes[1].set_ylim(0, 1.25 * np.log(self.n_keys))
+        self.fig.axes[1].text(self.d_ks[-1], np.log(self.n_keys), "uniform: log n ", fontsize=7, va="bottom",
+                              ha="right", color="gray")
+        self.title = self.fig.suptitle("", fontsize=11, animated=True)
+        self.save_background()
+
+    def render(self) -> bytes:
+        i = self.d_ks.index(self.d_k.value)
+        for scaled in (False, True):
+            point = self.curves[scaled][i]
+            for bar, value in zip(self.bars[scaled], point["example_weights"].tolist()):
+                bar.set_height(value)
+            for key in ("entropy", "grad_norm"):
+                self.markers[key, scaled].set_data([self.d_k.value], [point[key]])
+        raw, scaled = self.curves[False][i], self.curves[True][i]
+        self.title.set_text(f"d_k = {self.d_k.value}: score std {raw['score_std']:.1f} unscaled vs "
+                            f"{scaled['score_std']:.1f} scaled; largest weight {raw['max_weight']:.2f} vs "
+                            f"{scaled['max_weight']:.2f}")
+        self.status.value = (f"averaged over {self.num_queries} random queries, {self.n_keys} keys each: "
+                             f"entropy {raw['entropy']:.2f} vs {scaled['entropy']:.2f} nats, "
+                             f"gradient size {raw['grad_norm']:.3f} vs {scaled['grad_norm']:.3f}")
+        return self.blit([*self.bars[False], *self.bars[True], *self.markers.values(), self.title])
+
+
+def position_similarity(pe: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between every two rows of a positional table: (max_len, d) -> (max_len, max_len)."""
+    if not isinstance(pe, torch.Tensor) or pe.dim() != 2:
+        raise ValueError(f"pe must be a 2-D tensor (max_len, d_model), got {getattr(pe, 'shape', type(pe))}")
+    unit = pe / pe.norm(dim=1, keepdim=True)
+    return unit @ unit.T
+
+
+class PositionExplorer(FigureWidget):
+    """Widget: the sinusoidal table PE (positions x dimensions) and position p's similarity to all others.
+
+    Controls: the position p, and the model width d_model (the table changes with it).
+    """
+
+    def __init__(self, max_len: int = 64, d_models: Sequence[int] = (16, 32, 64, 128, 512), position: int = 10):
+        import ipywidgets as widgets
+
+        self.max_len = max_len
+        self.position = widgets.IntSlider(min=0, max=max_len - 1, value=position, description="position p")
+        self.d_model = widgets.Dropdown(options=list(d_models), value=64 if 64 in d_models else d_models[0],
+                                        description="d_model")
+        self.position.observe(lambda change: self.redraw(), names="value")
+        self.d_model.observe(lambda change: self._new_table(), names="value")
+        self.widget = widgets.HBox([self.position, self.d_model])
+        self.fig = widget_figure((10.0, 3.4))
+        grid = self.fig.add_gridspec(1, 2, width_ratios=[1.2, 1], wspace=0.25, left=0.06, right=0.98,
+                                     top=0.86, bottom=0.15)
+        self.ax_pe = self.fig.add_subplot(grid[0])
+        self.ax_sim = self.fig.add_subplot(grid[1])
+        self._new_table()
+
+    def _new_table(self) -> None:
+        d = self.d_model.value
+        self.pe = sinusoidal_positional_encoding(self.max_len, d)
+        self.similarity = position_similarity(self.pe).numpy()
+        self.ax_pe.clear()
+        self.ax_pe.imshow(self.pe.numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="antialiased")
+        self.ax_pe.set_xlabel("dimension (2i: sin, 2i+1: cos)", fontsize=9)
+        self.ax_pe.set_ylabel("position p", fontsize=9)
+        self.ax_pe.set_title(f"PE, {self.max_len} positions x {d} dimensions", fontsize=10)
+        self.row = Rectangle((-0.5, -0.5), d, 1, fill=False, edgecolor="black", linewidth=1.5, animated=True)
+        self.ax_pe.add_patch(self.row)
+        self.ax_sim.clear()
+        self.sim_line, = self.ax_sim.plot(range(self.max_len), self.similarity[0], color=_SCALED, animated=True)
+        self.sim_dot, = self.ax_sim.plot([], [], "o", color=_UNSCALED, animated=True)
+        self.sim_title = self.ax_sim.set_title("", fontsize=10, animated=True)
+        self.ax_sim.set_ylim(min(-0.2, float(self.similarity.min()) - 0.05), 1.05)
+        self.ax_sim.set_xlabel("position q", fontsize=9)
+        self.ax_sim.set_ylabel("cos(PE[p], PE[q])", fontsize=9)
+        self.ax_sim.grid(alpha=0.3)
+        self.save_background()
+        self.redraw()
+
+    def render(self) -> bytes:
+        p = self.position.value
+        self.row.set_y(p - 0.5)
+        self.sim_line.set_ydata(self.similarity[p])
+        self.sim_dot.set_data([p], [1.0])
+        neighbours = [self.similarity[p, q] for q in (p - 1, p + 1) if 0 <= q < self.max_len]
+        self.sim_title.set_text(f"similarity of position {p} to every position (next door: "
+                                f"{np.mean(neighbours):.2f})")
+        return self.blit([self.row, self.sim_line, self.sim_dot, self.sim_title])
+
+
+# kind of attention -> (key in trace["maps"], row labels, column labels, what a row is)
+ATTENTION_KINDS = {
+    "encoder self": ("encoder_self", "source", "source", "each Chinese word looks at the Chinese words"),
+    "decoder self (masked)": ("decoder_self", "target_inputs", "target_inputs",
+                              "each English input looks at itself and earlier inputs"),
+    "cross": ("cross", "output", "source", "the step that writes each English word looks at the Chinese words"),
+}
+
+
+class TransformerAttentionExplorer(FigureWidget):
+    """Widget: every attention map of a trained encoder-decoder, for any sentence.
+
+    Controls: a test sentence (or typed Chinese), the kind of attention (encoder self, masked
+    decoder self, cross), the layer, and the head (or the mean of the heads). Left: the chosen
+    map, large, with word labels. Right: all heads of that layer and kind, the chosen one framed.
+
+    ``trace_fn(zh_words) -> dict`` is :func:`course_lib.seq2seq.trace_transformer` with the model
+    and vocabularies bound: keys ``source``, ``output``, ``target_inputs`` and ``maps``
+    (kind -> (L, h, rows, columns)).
+    """
+
+    def __init__(self, trace_fn: Callable[[list[str]], dict], sentences: Sequence[Sequence[str]],
+                 segment: Callable[[str], list[str]] | None = None, kind: str = "cross"):
+        import ipywidgets as widgets
+
+        if not sentences:
+            raise ValueError("sentences must not be empty")
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"kind must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
+        self.trace_fn = trace_fn
+        self.segment = segment or str.split
+        self._trace = trace_fn(list(sentences[0]))
+        L, h = self._trace["maps"]["cross"].shape[:2]
+        self.num_heads = h
+        self.sentence = widgets.Dropdown(options=[(" ".join(s), tuple(s)) for s in sentences],
+                                         description="sentence", layout=widgets.Layout(width="420px"))
+        self.typed = widgets.Text(placeholder="or type Chinese here, e.g. 我昨天在公园里看见了一只猫",
+                                  description="your own", continuous_update=False,
+                                  layout=widgets.Layout(width="420px"))
+        self.kind = widgets.ToggleButtons(options=list(ATTENTION_KINDS), value=kind, description="attention")
+        self.layer = widgets.ToggleButtons(options=[(str(i + 1), i) for i in range(L)], value=L - 1,
+                                           description="layer")
+        self.head = widgets.ToggleButtons(options=[(str(i + 1), i) for i in range(h)] + [("mean", -1)],
+                                          value=0, description="head")
+        for control in (self.kind, self.layer, self.head):
+            control.style.button_width = "auto"
+            control.observe(lambda change: self.redraw(), names="value")
+        self.sentence.observe(lambda change: self._new_sentence(list(change["new"])), names="value")
+        self.typed.observe(self._on_typed, names="value")
+        self.status = widgets.HTML()
+        self.widget = widgets.VBox([self.sentence, self.typed, self.kind, self.layer, self.head, self.status])
+        self.fig = widget_figure((10.0, 4.2))
+        self._layout_key = None
+        self.redraw()
+
+    def _on_typed(self, change) -> None:
+        words = self.segment(change["new"])
+        if words:
+            self._new_sentence(words)
+
+    def _new_sentence(self, words: list[str]) -> None:
+        self._trace = self.trace_fn(words)
+        self.redraw()
+
+    def selected(self) -> tuple[np.ndarray, list[str], list[str]]:
+        """The chosen map (rows, columns) and its row and column labels."""
+        key, rows, cols, _ = ATTENTION_KINDS[self.kind.value]
+        maps = self._trace["maps"][key][self.layer.value]  # (h, rows, columns)
+        w = maps.mean(0) if self.head.value < 0 else maps[self.head.value]
+        return w.numpy(), self._trace[rows], self._trace[cols]
+
+    def _build(self, rows: list[str], cols: list[str]) -> None:
+        """Lay out the axes for a new shape or new labels (a new sentence or kind)."""
+        self.fig.clear()
+        h = self.num_heads
+        grid = self.fig.add_gridspec(2, 1 + (h + 1) // 2, width_ratios=[2.2] + [1] * ((h + 1) // 2),
+                                     left=0.1, right=0.99, top=0.9, bottom=0.16, wspace=0.3, hspace=0.35)
+        self.ax_main = self.fig.add_subplot(grid[:, 0])
+        blank = np.zeros((len(rows), len(cols)))
+        self.main_image = plot_heatmap(self.ax_main, blank, cols, rows, vmin=0.0, vmax=1.0)
+        self.main_image.set_animated(True)
+        self.ax_main.tick_params(axis="x", labelrotation=90 if max(map(len, cols)) > 3 else 0)
+        self.small_images, self.small_axes = [], []
+        for m in range(h):
+            ax = self.fig.add_subplot(grid[m % 2, 1 + m // 2])
+            self.small_images.append(ax.imshow(blank, cmap="Blues", vmin=0, vmax=1, aspect="auto",
+                                               interpolation="nearest", animated=True))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"head {m + 1}", fontsize=8)
+            self.small_axes.append(ax)
+        self.frames = [Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor=_UNSCALED,
+                                 linewidth=3, visible=False, animated=True) for ax in self.small_axes]
+        for ax, frame in zip(self.small_axes, self.frames):
+            ax.add_patch(frame)
+        self.title = self.fig.suptitle("", fontsize=11, animated=True)
+        self._layout_key = (tuple(rows), tuple(cols))
+        self.save_background()
+
+    def render(self) -> bytes:
+        w, rows, cols = self.selected()
+        if self._layout_key != (tuple(rows), tuple(cols)):
+            self._build(rows, cols)
+        key, _, _, meaning = ATTENTION_KINDS[self.kind.value]
+        self.main_image.set_data(w)
+        maps = self._trace["maps"][key][self.layer.value]
+        for m, (image, frame) in enumerate(zip(self.small_images, self.frames)):
+            image.set_data(maps[m].numpy())
+            frame.set_visible(self.head.value in (m, -1))
+        head = "mean of the heads" if self.head.value < 0 else f"head {self.head.value + 1}"
+        self.title.set_text(f"{self.kind.value} attention, layer {self.layer.value + 1}, {head}")
+        source, output = self._trace["source"], self._trace["output"]
+        self.status.value = (f"<b>{' '.join(source)}</b> → <b>{' '.join(w for w in output if w != '<eos>')}</b>"
+                             f"<br>rows: {meaning}")
+        return self.blit([self.main_image, *self.small_images, *self.frames, self.title])

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from . import seq2seq, viz  # noqa: E402
+from . import diagnostics, seq2seq, viz  # noqa: E402
 from .data import NOTES_EXAMPLES, make_translation_corpus  # noqa: E402
 from .tokenizers import WordVocab  # noqa: E402
 
@@ -46,6 +46,39 @@ def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) ->
     return paths
 
 
+def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) -> list[pathlib.Path]:
+    """figures/add_and_norm.png and figures/transformer_cross_attention.png (notebook 02)."""
+    from .transformer_widgets import TransformerAttentionExplorer
+
+    paths = [out_dir / "add_and_norm.png", out_dir / "transformer_cross_attention.png"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
+    for name, (residual, norm) in diagnostics.STACK_VARIANTS.items():
+        stats = diagnostics.stack_statistics(24, residual=residual, norm=norm, seed=seed)
+        for ax, key in zip(axes, ("activation_std", "token_diversity", "grad_norm")):
+            ax.plot(stats[key], label=name, lw=2 if residual and norm else 1.3)
+    for ax, title in zip(axes, ("activation size (std)", "token diversity", "gradient size (log scale)")):
+        ax.set_title(title)
+        ax.set_xlabel("depth (layers)")
+        ax.grid(alpha=0.3)
+    axes[2].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("24 random encoder layers: why the Transformer needs Add & Norm")
+    paths[0].write_bytes(viz.figure_to_png(fig, dpi=100))
+    plt.close(fig)
+
+    corpus = make_translation_corpus(seed=0)
+    src_vocab, tgt_vocab = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
+    model, _ = seq2seq.train_transformer_translator(corpus, src_vocab, tgt_vocab, steps=steps, seed=seed,
+                                                    live_plot=False, progress=False)
+    reordered = seq2seq.cross_attention_alignment(model, corpus.test, src_vocab, tgt_vocab)["reordered"]
+    layer, head = divmod(int(reordered.argmax()), reordered.shape[1])
+    explorer = TransformerAttentionExplorer(
+        lambda words: seq2seq.trace_transformer(model, words, src_vocab, tgt_vocab), [NOTES_EXAMPLES[1].zh])
+    explorer.layer.value, explorer.head.value = layer, head
+    paths[1].write_bytes(explorer.render())
+    return paths
+
+
 def _step_of(words: list[str], word: str) -> int:
     """The decoder step that wrote ``word`` (the last step if it never did, e.g. after a very short run)."""
     return words.index(word) if word in words else len(words) - 1
@@ -54,10 +87,10 @@ def _step_of(words: list[str], word: str) -> int:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=FIGURES, help="output folder (default: figures/)")
-    parser.add_argument("--steps", type=int, default=400, help="training steps of the translator")
+    parser.add_argument("--steps", type=int, default=400, help="training steps of the translators")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in attention_figures(args.out, steps=args.steps):
+    for path in attention_figures(args.out, steps=args.steps) + transformer_figures(args.out, steps=args.steps):
         print("wrote", path)
 
 

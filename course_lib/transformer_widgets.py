@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 
 from .diagnostics import softmax_saturation
 from .transformer import sinusoidal_positional_encoding
-from .viz import FigureWidget, canvas_to_png, plot_heatmap, widget_figure
+from .viz import FigureWidget, canvas_to_png, widget_figure
 
 __all__ = ["ScalingExplorer", "PositionExplorer", "TransformerAttentionExplorer", "position_similarity",
            "ATTENTION_KINDS"]
@@ -219,6 +219,7 @@ class TransformerAttentionExplorer(FigureWidget):
         self.widget = widgets.VBox([self.sentence, self.typed, self.kind, self.layer, self.head, self.status])
         self.fig = widget_figure((10.0, 4.2))
         self._layout_key = None
+        self._build_figure()
         self.redraw()
 
     def _on_typed(self, change) -> None:
@@ -237,38 +238,61 @@ class TransformerAttentionExplorer(FigureWidget):
         w = maps.mean(0) if self.head.value < 0 else maps[self.head.value]
         return w.numpy(), self._trace[rows], self._trace[cols]
 
-    def _build(self, rows: list[str], cols: list[str]) -> None:
-        """Lay out the axes for a new shape or new labels (a new sentence or kind)."""
-        self.fig.clear()
+    def _build_figure(self) -> None:
+        """The axes, images, frames and title, made once. Word labels belong to a layout (a sentence
+        and kind): a new layout is drawn in full once and its picture kept as the background, on top
+        of which head and layer changes only repaint the images (blitting). Up to 16 layouts' backgrounds
+        are kept, so switching back to a kind already seen is as fast as changing the head."""
         h = self.num_heads
         grid = self.fig.add_gridspec(2, 1 + (h + 1) // 2, width_ratios=[2.2] + [1] * ((h + 1) // 2),
-                                     left=0.1, right=0.99, top=0.9, bottom=0.16, wspace=0.3, hspace=0.35)
+                                     left=0.11, right=0.99, top=0.9, bottom=0.17, wspace=0.3, hspace=0.35)
         self.ax_main = self.fig.add_subplot(grid[:, 0])
-        blank = np.zeros((len(rows), len(cols)))
-        self.main_image = plot_heatmap(self.ax_main, blank, cols, rows, vmin=0.0, vmax=1.0)
-        self.main_image.set_animated(True)
-        self.ax_main.tick_params(axis="x", labelrotation=90 if max(map(len, cols)) > 3 else 0)
-        self.small_images, self.small_axes = [], []
-        for m in range(h):
-            ax = self.fig.add_subplot(grid[m % 2, 1 + m // 2])
-            self.small_images.append(ax.imshow(blank, cmap="Blues", vmin=0, vmax=1, aspect="auto",
-                                               interpolation="nearest", animated=True))
-            ax.set_xticks([])
-            ax.set_yticks([])
+        self.small_axes = [self.fig.add_subplot(grid[m % 2, 1 + m // 2]) for m in range(h)]
+        blank = np.zeros((1, 1))
+        self.main_image = self.ax_main.imshow(blank, cmap="Blues", vmin=0, vmax=1, aspect="auto",
+                                              interpolation="nearest", animated=True)
+        self.small_images = [ax.imshow(blank, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest",
+                                       animated=True) for ax in self.small_axes]
+        for m, ax in enumerate(self.small_axes):
             ax.set_title(f"head {m + 1}", fontsize=8)
-            self.small_axes.append(ax)
+        for ax in (self.ax_main, *self.small_axes):
+            ax.set_axis_off()  # no ticks to lay out: word labels are plain text
         self.frames = [Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor=_UNSCALED,
-                                 linewidth=3, visible=False, animated=True) for ax in self.small_axes]
+                                 linewidth=3, visible=False, animated=True, clip_on=False) for ax in self.small_axes]
         for ax, frame in zip(self.small_axes, self.frames):
             ax.add_patch(frame)
         self.title = self.fig.suptitle("", fontsize=11, animated=True)
-        self._layout_key = (tuple(rows), tuple(cols))
+        self.labels = []
+        self._backgrounds = {}
+
+    def _set_layout(self, rows: list[str], cols: list[str]) -> None:
+        """Resize the images to (rows, columns); draw the word labels into the background."""
+        key = (tuple(rows), tuple(cols))
+        extent = (-0.5, len(cols) - 0.5, len(rows) - 0.5, -0.5)
+        for image in (self.main_image, *self.small_images):
+            image.set_extent(extent)
+            image.axes.set_xlim(extent[0], extent[1])
+            image.axes.set_ylim(extent[2], extent[3])
+        self._layout_key = key
+        if key in self._backgrounds:
+            self._background = self._backgrounds[key]
+            return
+        for text in self.labels:
+            text.remove()
+        vertical = max(map(len, cols)) > 3
+        self.labels = [self.ax_main.text(j, len(rows) - 0.3, word, rotation=90 if vertical else 0, ha="center",
+                                         va="top", fontsize=9) for j, word in enumerate(cols)]
+        self.labels += [self.ax_main.text(-0.7, i, word, ha="right", va="center", fontsize=9)
+                        for i, word in enumerate(rows)]
         self.save_background()
+        if len(self._backgrounds) >= 16:
+            self._backgrounds.pop(next(iter(self._backgrounds)))  # forget the oldest layout
+        self._backgrounds[key] = self._background
 
     def render(self) -> bytes:
         w, rows, cols = self.selected()
         if self._layout_key != (tuple(rows), tuple(cols)):
-            self._build(rows, cols)
+            self._set_layout(rows, cols)
         key, _, _, meaning = ATTENTION_KINDS[self.kind.value]
         self.main_image.set_data(w)
         maps = self._trace["maps"][key][self.layer.value]

@@ -30,3 +30,13 @@ def test_figures_are_deterministic(tmp_path):
     assert [p.name for p in first] == ["attention_alignment.png", "attention_explorer.png"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_transformer_figures_are_deterministic(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        runs.append(figures.transformer_figures(tmp_path / name, steps=3))
+    assert [p.name for p in runs[0]] == ["add_and_norm.png", "transformer_cross_attention.png"]
+    for a, b in zip(*runs):
+        assert a.read_bytes() == b.read_bytes()

@@ -103,3 +103,86 @@ def test_bad_input(setup):
     model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
     with pytest.raises(ValueError, match="src must be"):
         model.encode(torch.zeros(3, dtype=torch.long), torch.tensor([3]))
+
+
+# ---------------------------------------------------------------------------
+# The Transformer on the same task (notebook 02)
+# ---------------------------------------------------------------------------
+
+def _small_transformer(sv, tv, **kw):
+    from course_lib.transformer import EncoderDecoder
+
+    torch.manual_seed(0)
+    return EncoderDecoder(len(sv), len(tv), d_model=16, num_heads=2, d_ff=32, num_layers=2, max_len=32, **kw)
+
+
+def test_transformer_loss_and_evaluation(setup):
+    corpus, sv, tv = setup
+    model = _small_transformer(sv, tv)
+    batch = next(seq2seq.translation_batches(corpus.train, sv, tv, batch_size=8))
+    loss = seq2seq.transformer_translation_loss(model, batch)
+    assert loss.shape == () and torch.isfinite(loss)
+    loss.backward()
+    assert model.encoder.embedding.tok.weight.grad is not None
+    result = seq2seq.evaluate_translation(model, corpus.test[:20], sv, tv)
+    assert 0.0 <= result["exact_match"] <= 1.0
+
+
+def test_trace_transformer_matches_step_by_step_decoding(setup):
+    """Re-running the causal decoder on its own output gives the weights of every decoding step."""
+    corpus, sv, tv = setup
+    model = _small_transformer(sv, tv).eval()
+    zh = list(corpus.test[0].zh)
+    trace = seq2seq.trace_transformer(model, zh, sv, tv, max_len=8)
+    T = len(trace["output"])
+    assert trace["target_inputs"][0] == "<bos>" and trace["target_inputs"][1:] == trace["output"][:-1]
+    assert trace["maps"]["encoder_self"].shape == (2, 2, len(zh), len(zh))
+    assert trace["maps"]["decoder_self"].shape == (2, 2, T, T)
+    assert trace["maps"]["cross"].shape == (2, 2, T, len(zh))
+    # greedy decoding's last step saw <bos> + all but the last word: its maps are the trace's first rows
+    model.greedy_decode(torch.tensor([sv.encode(zh)]), 8, tv.bos_id, tv.eos_id)
+    last_step = model.attention_maps()["cross"]
+    steps = last_step[0].shape[2]
+    for layer in range(2):
+        assert torch.allclose(last_step[layer][0], trace["maps"]["cross"][layer, :, :steps], atol=1e-5)
+    with pytest.raises(TypeError, match="list of words"):
+        seq2seq.trace_transformer(model, "我爱你", sv, tv)
+    with pytest.raises(ValueError, match="at least one word"):
+        seq2seq.trace_transformer(model, [], sv, tv)
+
+
+def test_alignment_hits_scores_every_head(setup):
+    corpus, _, _ = setup
+    pairs = [p for p in corpus.test if any(p.reordered)][:10]
+    oracle, shifted = [], []
+    for p in pairs:  # two "heads": head 0 on the gold word, head 1 one word to the right
+        w = torch.zeros(2, len(p.en), len(p.zh))
+        for j, i in enumerate(p.alignment):
+            w[0, j, max(i, 0)] = 1.0
+            w[1, j, (max(i, 0) + 1) % len(p.zh)] = 1.0
+        oracle.append(w)
+    result = seq2seq._alignment_hits(oracle, pairs)
+    assert result["reordered"].tolist() == [1.0, 0.0]
+    assert result["all_aligned"].tolist() == [1.0, 0.0]
+
+
+def test_cross_attention_alignment_shape(setup):
+    corpus, sv, tv = setup
+    model = _small_transformer(sv, tv)
+    pairs = [p for p in corpus.test if any(p.reordered)][:10]
+    result = seq2seq.cross_attention_alignment(model, pairs, sv, tv)
+    assert result["reordered"].shape == result["all_aligned"].shape == (2, 2)
+    assert ((result["reordered"] >= 0) & (result["reordered"] <= 1)).all()
+    assert model.training  # the model's mode is given back
+
+
+def test_transformer_training_learns_and_is_deterministic(setup):
+    corpus, sv, tv = setup
+    kwargs = dict(d_model=32, num_heads=2, d_ff=64, steps=60, lr=1e-2, batch_size=32, live_plot=False, progress=False)
+    m1, h1 = seq2seq.train_transformer_translator(corpus, sv, tv, **kwargs)
+    m2, h2 = seq2seq.train_transformer_translator(corpus, sv, tv, **kwargs)
+    assert h1.losses == h2.losses
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert sum(h1.losses[-5:]) / 5 < 0.6 * sum(h1.losses[:5]) / 5
+    _, h3 = seq2seq.train_transformer_translator(corpus, sv, tv, norm_first=True, **kwargs)
+    assert h3.losses != h1.losses

@@ -1,0 +1,116 @@
+"""Notebook 02's widgets, driven as a learner would, without a browser."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from course_lib import seq2seq  # noqa: E402
+from course_lib.data import make_translation_corpus  # noqa: E402
+from course_lib.tokenizers import WordVocab, segment_chinese  # noqa: E402
+from course_lib.transformer import EncoderDecoder, sinusoidal_positional_encoding  # noqa: E402
+from course_lib.transformer_widgets import (  # noqa: E402
+    PositionExplorer,
+    ScalingExplorer,
+    TransformerAttentionExplorer,
+    position_similarity,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_position_similarity():
+    sim = position_similarity(sinusoidal_positional_encoding(20, 16))
+    assert sim.shape == (20, 20)
+    assert torch.allclose(sim.diagonal(), torch.ones(20), atol=1e-6)
+    assert torch.allclose(sim, sim.T, atol=1e-6)
+    assert (sim[5, 6] > sim[5, 15]).item()  # neighbours are more alike than distant positions
+    with pytest.raises(ValueError, match="2-D tensor"):
+        position_similarity(torch.ones(3))
+
+
+def test_scaling_explorer_redraws_what_the_slider_says():
+    w = ScalingExplorer(d_ks=(1, 16, 1024), num_queries=64)
+    before = _pixels(w.render())
+    w.d_k.value = 1024
+    after = _pixels(w.render())
+    assert before.shape == after.shape and (before != after).any()
+    heights = [bar.get_height() for bar in w.bars[False]]
+    assert heights == pytest.approx(w.curves[False][2]["example_weights"].tolist())
+    assert "1024" in w.title.get_text()
+    assert len(w.redraw_ms) >= 2  # every change redraws, and is timed
+
+
+def test_position_explorer_follows_position_and_width():
+    w = PositionExplorer(max_len=32, d_models=(16, 64))
+    first = _pixels(w.render())
+    w.position.value = 20
+    assert (first != _pixels(w.render())).any()
+    assert w.sim_line.get_ydata() == pytest.approx(w.similarity[20])
+    w.d_model.value = 16
+    assert w.pe.shape == (32, 16)
+
+
+@pytest.fixture(scope="module")
+def explorer_setup():
+    corpus = make_translation_corpus(num_sentences=300, seed=1)
+    sv, tv = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
+    torch.manual_seed(0)
+    model = EncoderDecoder(len(sv), len(tv), d_model=16, num_heads=2, d_ff=32, num_layers=2, max_len=32)
+    return corpus, sv, tv, model
+
+
+def _explorer(explorer_setup):
+    corpus, sv, tv, model = explorer_setup
+    return TransformerAttentionExplorer(lambda words: seq2seq.trace_transformer(model, words, sv, tv, max_len=10),
+                                        [p.zh for p in corpus.test[:3]],
+                                        segment=lambda text: segment_chinese(text, sv.itos))
+
+
+def test_attention_explorer_selects_kind_layer_and_head(explorer_setup):
+    corpus = explorer_setup[0]
+    w = _explorer(explorer_setup)
+    zh = list(corpus.test[0].zh)
+    m, rows, cols = w.selected()  # default: cross attention, last layer, head 1
+    assert cols == zh and rows == w._trace["output"] and m.shape == (len(rows), len(zh))
+    w.kind.value = "encoder self"
+    m, rows, cols = w.selected()
+    assert rows == cols == zh
+    w.kind.value = "decoder self (masked)"
+    m, rows, cols = w.selected()
+    assert rows[0] == "<bos>" and np.allclose(np.triu(m, 1), 0)
+    w.layer.value, w.head.value = 0, -1
+    expected = w._trace["maps"]["decoder_self"][0].mean(0).numpy()
+    assert np.allclose(w.selected()[0], expected)
+
+
+def test_attention_explorer_redraws_on_every_control(explorer_setup):
+    w = _explorer(explorer_setup)
+    seen = [_pixels(w.render())]
+    for change in (lambda: setattr(w.head, "value", 1), lambda: setattr(w.layer, "value", 0),
+                   lambda: setattr(w.kind, "value", "encoder self"),
+                   lambda: setattr(w.sentence, "value", w.sentence.options[1][1])):
+        change()
+        seen.append(_pixels(w.render()))
+        assert seen[-1].shape != seen[-2].shape or (seen[-1] != seen[-2]).any()
+    w.typed.value = "我爱你"
+    assert w._trace["source"] == ["我", "爱", "你"]
+
+
+def test_attention_explorer_rejects_bad_arguments(explorer_setup):
+    corpus, sv, tv, model = explorer_setup
+    with pytest.raises(ValueError, match="sentences must not be empty"):
+        TransformerAttentionExplorer(lambda words: None, [])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        TransformerAttentionExplorer(lambda words: None, [["我"]], kind="sideways")

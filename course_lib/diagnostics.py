@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .attention import MultiHeadAttention
-from .transformer import Encoder, FeedForward
+from .transformer import Encoder, FeedForward, _check_positive_int
 
 __all__ = [
     "softmax_saturation",
@@ -22,11 +22,6 @@ __all__ = [
     "stack_statistics",
     "layer_gradient_norms",
 ]
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 @torch.no_grad()

@@ -48,6 +48,7 @@ __all__ = [
     "Decoder",
     "EncoderDecoder",
     "to_torch",
+    "ACTIVATIONS",
 ]
 
 
@@ -143,33 +144,49 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
     return pe.float()
 
 
+# The nonlinearity between the two layers: ReLU in the 2017 paper; GELU in BERT; GELU's tanh
+# approximation in GPT-2 (its "gelu_new"). Same names as torch.nn.functional.gelu's "approximate".
+ACTIVATIONS = {
+    "relu": torch.relu,
+    "gelu": nn.functional.gelu,
+    "gelu_tanh": lambda x: nn.functional.gelu(x, approximate="tanh"),
+}
+
+
 class FeedForward(nn.Module):
     """The position-wise feed-forward network, "two fully connected layers" (两层全连接层).
 
-    FFN(x) = linear2(dropout(ReLU(linear1(x)))), applied to every position separately.
+    FFN(x) = linear2(dropout(act(linear1(x)))), applied to every position separately;
+    act = ReLU as in the paper, i.e. FFN(x) = max(0, xW_1 + b_1)W_2 + b_2.
 
     Args:
         d_model: input and output width d.
         d_ff: hidden width (the paper uses 4 * d).
         dropout: dropout on the hidden activations during training.
+        activation: "relu" (default), "gelu" (BERT) or "gelu_tanh" (GPT-2).
+        bias: whether the two linear layers have biases.
 
     Shapes: x (..., d_model) -> (..., d_model).
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu",
+                 bias: bool = True):
         super().__init__()
         _check_positive_int("d_model", d_model)
         _check_positive_int("d_ff", d_ff)
         _check_dropout(dropout)
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.linear2 = nn.Linear(d_ff, d_model)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
+        self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_tensor("x", x, 1, f"(..., d_model={self.linear1.in_features})")
         if x.shape[-1] != self.linear1.in_features:
             raise ValueError(f"x must have shape (..., d_model={self.linear1.in_features}), got {_shape(x)}")
-        return self.linear2(self.dropout(torch.relu(self.linear1(x))))
+        return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))
 
 
 # ---------------------------------------------------------------------------
@@ -201,18 +218,22 @@ class EncoderLayer(nn.Module):
         d_ff: hidden width of the feed-forward network.
         dropout: on the attention weights, inside the feed-forward, and on each residual branch.
         norm_first: False (default) for post-norm, True for pre-norm.
+        activation: of the feed-forward network, see :class:`FeedForward`.
+        bias: biases in every linear layer and LayerNorm (GPT-style models may drop them).
+        layer_norm_eps: the LayerNorms' epsilon.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False):
+                 norm_first: bool = False, activation: str = "relu", bias: bool = True,
+                 layer_norm_eps: float = 1e-5):
         super().__init__()
         _check_dropout(dropout)
         _check_norm_first(norm_first)
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
-        self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias)
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation=activation, bias=bias)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.d_model, self.num_heads = d_model, num_heads
@@ -545,23 +566,27 @@ def to_torch(layer: EncoderLayer | DecoderLayer) -> nn.TransformerEncoderLayer |
     def copy_attention(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
         # torch keeps W_q, W_k, W_v stacked in one (3d, d) matrix
         theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
         theirs.out_proj.weight.copy_(ours.w_o.weight)
-        theirs.out_proj.bias.copy_(ours.w_o.bias)
+        if ours.w_q.bias is not None:
+            theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+            theirs.out_proj.bias.copy_(ours.w_o.bias)
 
+    if not isinstance(layer, (EncoderLayer, DecoderLayer)):
+        raise TypeError(f"layer must be an EncoderLayer or a DecoderLayer, got {type(layer).__name__}")
+    # torch names "relu" and "gelu" itself; GPT-2's tanh GELU goes in as a function
+    activation = {"relu": "relu", "gelu": "gelu"}.get(layer.ffn.activation, ACTIVATIONS[layer.ffn.activation])
     if isinstance(layer, EncoderLayer):
         theirs = nn.TransformerEncoderLayer(layer.d_model, layer.num_heads, layer.ffn.linear1.out_features,
-                                            dropout=layer.dropout1.p, activation="relu", batch_first=True,
-                                            norm_first=layer.norm_first)
+                                            dropout=layer.dropout1.p, activation=activation, batch_first=True,
+                                            norm_first=layer.norm_first, layer_norm_eps=layer.norm1.eps,
+                                            bias=layer.norm1.bias is not None)
         norms = ("norm1", "norm2")
     elif isinstance(layer, DecoderLayer):
         theirs = nn.TransformerDecoderLayer(layer.d_model, layer.num_heads, layer.ffn.linear1.out_features,
-                                            dropout=layer.dropout1.p, activation="relu", batch_first=True,
+                                            dropout=layer.dropout1.p, activation=activation, batch_first=True,
                                             norm_first=layer.norm_first)
         copy_attention(layer.cross_attn, theirs.multihead_attn)
         norms = ("norm1", "norm2", "norm3")
-    else:
-        raise TypeError(f"layer must be an EncoderLayer or a DecoderLayer, got {type(layer).__name__}")
     copy_attention(layer.self_attn, theirs.self_attn)
     for name in norms:
         getattr(theirs, name).load_state_dict(getattr(layer, name).state_dict())

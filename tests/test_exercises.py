@@ -65,9 +65,10 @@ def test_the_exercises_are_registered():
     assert SOFT in exercise_names()
     assert SDPA in exercise_names()
     assert CAUSAL in exercise_names()
+    assert "gpt_combined_loss" in exercise_names()
 
 
-@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL])
+@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL, "gpt_combined_loss"])
 def test_registered_solution_passes(name, capsys):
     ok, out = run(name, load_solution(name), capsys)
     assert ok is True

@@ -1,0 +1,254 @@
+"""The story world: short English stories the course generates, with their exact probabilities.
+
+A story is a handful of sentences about one person: they go somewhere, do something there,
+something good or bad happens, they feel a certain way, and they react::
+
+    the man went to the store . he bought a gallon of milk . he found a coin .
+    he felt very cheerful . he smiled . then he went home .
+
+Everything is drawn from a small generative grammar (people, places, activities, events,
+feelings), so the text is learnable, offline and deterministic from a seed. Pronouns agree
+with their antecedent; what can happen depends on the place; the feeling and the reaction agree
+with the event's mood (happy or sad); a book about an animal is followed by a fact about it
+("penguins are flightless birds"). The notes' examples appear in their natural setting.
+
+Because the grammar is known, so is the probability with which it produced each story, and every
+story has exactly one derivation (each choice leaves its own words in the text). The average
+-log p(story) per predicted token is then the **entropy floor**: the lowest cross-entropy per token
+any language model can reach on these stories. See :func:`entropy_floor`.
+
+The downstream task (:func:`make_mood_task`): is a short story happy or sad, when its only clue
+is the feeling word (glad, cheerful, gloomy, ...)? A few labelled examples cover only some of the
+16 feeling words; the meaning of the others can be learned from unlabeled stories, in which
+each feeling word follows events of its mood and precedes reactions of its mood.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import random
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Story",
+    "StoryCorpus",
+    "MoodExample",
+    "MoodTask",
+    "MOODS",
+    "FEELINGS",
+    "NOTES_STORY",
+    "generate_story",
+    "make_story_corpus",
+    "entropy_floor",
+    "make_mood_task",
+    "load_text",
+]
+
+# (subject, pronoun)
+PEOPLE = (("the man", "he"), ("the woman", "she"), ("tom", "he"), ("anna", "she"), ("the boy", "he"),
+          ("the girl", "she"))
+
+# place -> what one can do there (each a distinct word sequence after the pronoun)
+ACTIVITIES = {
+    "store": ("bought a gallon of milk", "bought a loaf of bread", "bought a bag of apples",
+              "bought a cup of coffee", "bought a box of eggs"),
+    "park": ("saw a dog", "fed the ducks", "played football", "climbed a tree", "flew a kite"),
+    "library": ("read a book about penguins . penguins are flightless birds",
+                "read a book about owls . owls hunt at night",
+                "read a book about bees . bees make honey",
+                "read a book about whales . whales live in the sea"),
+    "school": ("wrote a letter", "drew a picture", "sang a song", "learned about numbers"),
+}
+
+MOODS = ("happy", "sad")
+EVENTS = {
+    "happy": ("found a coin", "met an old friend", "won a prize", "got a present"),
+    "sad": ("lost the keys", "missed the bus", "broke a cup", "hurt a knee"),
+}
+FEELINGS = {
+    "happy": ("glad", "happy", "cheerful", "joyful", "delighted", "pleased", "proud", "excited"),
+    "sad": ("sad", "unhappy", "gloomy", "upset", "miserable", "lonely", "worried", "grumpy"),
+}
+INTENSITY = ("", "very ", "so ")
+REACTIONS = {"happy": ("smiled", "laughed"), "sad": ("cried", "sighed")}
+GO_HOME = 0.5  # probability of a last sentence "then <pronoun> went home ."
+
+NOTES_STORY = "the man went to the store . he bought a gallon of milk ."
+
+
+@dataclass(frozen=True)
+class Story:
+    """One generated story.
+
+    text: words and "." separated by single spaces;  sentences: the same, one string per sentence;
+    mood: "happy" or "sad";  log_prob: natural log of the probability that the generator produced
+    exactly this text (its end included).
+    """
+
+    text: str
+    sentences: tuple[str, ...]
+    mood: str
+    log_prob: float
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.split()
+
+
+def _choose(rng: random.Random, options, log_p: list[float]):
+    """Pick uniformly and record the log-probability of the pick."""
+    log_p.append(-math.log(len(options)))
+    return rng.choice(options)
+
+
+def generate_story(rng: random.Random, *, with_event: bool = True, with_reaction: bool = True) -> Story:
+    """Draw one story. ``with_event`` / ``with_reaction`` False leave out the sentences that
+    reveal the mood other than the feeling word (the downstream task's texts)."""
+    log_p: list[float] = []
+    subject, pronoun = _choose(rng, PEOPLE, log_p)
+    place = _choose(rng, tuple(ACTIVITIES), log_p)
+    sentences = [f"{subject} went to the {place} .", f"{pronoun} {_choose(rng, ACTIVITIES[place], log_p)} ."]
+    mood = _choose(rng, MOODS, log_p)
+    if with_event:
+        sentences.append(f"{pronoun} {_choose(rng, EVENTS[mood], log_p)} .")
+    intensity = _choose(rng, INTENSITY, log_p)
+    sentences.append(f"{pronoun} felt {intensity}{_choose(rng, FEELINGS[mood], log_p)} .")
+    if with_reaction:
+        sentences.append(f"{pronoun} {_choose(rng, REACTIONS[mood], log_p)} .")
+        go_home = rng.random() < GO_HOME
+        log_p.append(math.log(GO_HOME if go_home else 1 - GO_HOME))
+        if go_home:
+            sentences.append(f"then {pronoun} went home .")
+    sentences = [s.replace(" .", ".").replace(".", " .") for s in sentences]  # "." always its own word
+    return Story(" ".join(sentences), tuple(sentences), mood, sum(log_p))
+
+
+@dataclass
+class StoryCorpus:
+    """Unlabeled stories for pretraining: train / validation / test, no story text in two splits."""
+
+    train: list[Story]
+    validation: list[Story]
+    test: list[Story]
+    words: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def __repr__(self) -> str:
+        return (f"StoryCorpus(train={len(self.train)}, validation={len(self.validation)}, test={len(self.test)}, "
+                f"words={len(self.words)}, seed={self.seed})")
+
+
+def _vocabulary() -> list[str]:
+    """Every word the grammar can write, in a fixed order."""
+    words: list[str] = []
+    texts = [s for s, _ in PEOPLE] + [p for _, p in PEOPLE] + ["went to the then home felt ."]
+    texts += [f"the {place}" for place in ACTIVITIES] + [a for acts in ACTIVITIES.values() for a in acts]
+    texts += [e for m in MOODS for e in EVENTS[m] + FEELINGS[m] + REACTIONS[m]] + list(INTENSITY)
+    for text in texts:
+        for w in text.split():
+            if w not in words:
+                words.append(w)
+    return words
+
+
+def make_story_corpus(num_stories: int = 20000, seed: int = 0, split: tuple[float, float] = (0.8, 0.1)) -> StoryCorpus:
+    """Draw ``num_stories`` stories and split them train / validation / test.
+
+    Stories are drawn with repetition allowed (common stories are common, as in real text), then
+    each distinct text is put in exactly one split, so a validation story was never trained on.
+    The splits keep the generator's frequencies within each split; the entropy floor is computed
+    on them as they are.
+    """
+    if num_stories < 10:
+        raise ValueError(f"num_stories must be at least 10, got {num_stories}")
+    rng = random.Random(seed)
+    stories = [generate_story(rng) for _ in range(num_stories)]
+    texts = sorted({s.text for s in stories})
+    random.Random(seed + 1).shuffle(texts)
+    n_train, n_val = int(split[0] * len(texts)), int(split[1] * len(texts))
+    where = {t: 0 for t in texts[:n_train]}
+    where.update({t: 1 for t in texts[n_train:n_train + n_val]})
+    where.update({t: 2 for t in texts[n_train + n_val:]})
+    parts: list[list[Story]] = [[], [], []]
+    for s in stories:
+        parts[where[s.text]].append(s)
+    return StoryCorpus(*parts, words=_vocabulary(), seed=seed)
+
+
+def entropy_floor(stories: list[Story]) -> float:
+    """The lowest possible cross-entropy, in nats per predicted token, of any model on ``stories``.
+
+    A language model reads ``<bos> w_1 ... w_n`` and predicts ``w_1 ... w_n <eos>``: n + 1 tokens
+    per story. Its total log-likelihood is at most the generator's own, sum of log p(story), so
+    its loss per token is at least (sum of -log p(story)) / (sum of (n + 1)).
+    """
+    if not stories:
+        raise ValueError("stories must not be empty")
+    return -sum(s.log_prob for s in stories) / sum(len(s.words) + 1 for s in stories)
+
+
+@dataclass(frozen=True)
+class MoodExample:
+    """A short story without its event and reaction: the feeling word is the only clue to ``label``."""
+
+    text: str
+    label: int  # index into MOODS: 0 happy, 1 sad
+    feeling: str
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.split()
+
+
+@dataclass
+class MoodTask:
+    """The labelled downstream task: train (small), validation, test; no text in two splits."""
+
+    train: list[MoodExample]
+    validation: list[MoodExample]
+    test: list[MoodExample]
+    labels: tuple[str, ...] = MOODS
+
+    def __repr__(self) -> str:
+        seen = {e.feeling for e in self.train}
+        return (f"MoodTask(train={len(self.train)}, validation={len(self.validation)}, test={len(self.test)}, "
+                f"feeling words in train: {len(seen)} of {sum(len(v) for v in FEELINGS.values())})")
+
+
+def make_mood_task(num_train: int = 64, num_validation: int = 200, num_test: int = 1000, seed: int = 0) -> MoodTask:
+    """Distinct labelled texts, e.g. ``anna went to the park . she fed the ducks . she felt so gloomy .`` -> sad.
+
+    The training split is the small labelled set; take its first k examples for a smaller one
+    (it is shuffled, and balanced between the moods at every even size).
+    """
+    total = num_train + num_validation + num_test
+    rng = random.Random(seed)
+    by_mood: dict[int, list[MoodExample]] = {0: [], 1: []}
+    seen: set[str] = set()
+    attempts = 0
+    while min(len(v) for v in by_mood.values()) < (total + 1) // 2:
+        attempts += 1
+        if attempts > 50 * total:
+            raise ValueError(f"cannot draw {total} distinct labelled texts from the grammar")
+        story = generate_story(rng, with_event=False, with_reaction=False)
+        if story.text in seen:
+            continue
+        seen.add(story.text)
+        label = MOODS.index(story.mood)
+        by_mood[label].append(MoodExample(story.text, label, story.words[-2]))
+    # interleave the moods so any even-sized prefix of the training split is balanced
+    pool = [e for pair in zip(by_mood[0], by_mood[1]) for e in pair][:total]
+    train = pool[:num_train]
+    return MoodTask(train, pool[num_train:num_train + num_validation], pool[num_train + num_validation:])
+
+
+def load_text(path) -> str:
+    """Read a UTF-8 text file (your own corpus) for character-level language modelling."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no text file at {path}")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ValueError(f"{path} is empty")
+    return text

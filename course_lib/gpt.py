@@ -1,0 +1,264 @@
+"""GPT: a stack of masked self-attention blocks trained to predict the next token (notebook 03).
+
+The notes' formulas, for tokens U = (u_1, ..., u_n), a context window of k tokens, the token
+embedding matrix W_e and the position embedding matrix W_p:
+
+    h_0 = U W_e + W_p                          (``wte``, ``wpe``)
+    h_l = transformer_block(h_{l-1}),  l = 1..n   (``blocks``: masked self-attention, notebook 02)
+    P(u) = softmax(h_n W_e^T)                  (``ln_f``, then ``lm_head``, whose weight IS ``wte.weight``)
+    L1(U) = sum_i log P(u_i | u_{i-k}, ..., u_{i-1}; Θ)   (the loss is its negative mean)
+
+Each block is notebook 02's :class:`~course_lib.transformer.EncoderLayer` in its pre-norm form
+(GPT-2's arrangement) with GPT-2's GELU, run with a causal mask: one-directional, position t sees
+positions <= t only. Fine-tuning (the notes' L2 and L3 = L2 + λ L1) is :class:`GPTForClassification`.
+
+Shapes: B batch, T sequence length (T <= block_size), d = n_embd, V vocabulary size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .attention import _shape, causal_mask
+from .transformer import EncoderLayer, _check_positive_int
+
+__all__ = ["GPTConfig", "GPT", "GPTForClassification", "IGNORE_INDEX"]
+
+IGNORE_INDEX = -100  # targets with this value (padding) do not count in the loss, as in F.cross_entropy
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of a :class:`GPT`. block_size is the context window k; n_embd the width d."""
+
+    vocab_size: int
+    block_size: int
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            _check_positive_int(name, getattr(self, name))
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
+
+
+class GPT(nn.Module):
+    """A decoder-only Transformer language model (GPT-2's layout, course_lib's parts)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)   # W_e: token embeddings
+        self.wpe = nn.Embedding(c.block_size, c.n_embd)   # W_p: learned position embeddings
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            EncoderLayer(c.n_embd, c.n_head, 4 * c.n_embd, c.dropout, norm_first=True, activation="gelu_tanh",
+                         bias=c.bias, layer_norm_eps=c.layer_norm_eps)
+            for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, eps=c.layer_norm_eps, bias=c.bias)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied: P(u) = softmax(h_n W_e^T), one matrix fewer to learn
+        self.register_buffer("mask", causal_mask(c.block_size), persistent=False)  # (block, block)
+        self.apply(self._init_weights)
+        for block in self.blocks:  # GPT-2: residual projections scaled down by the depth
+            for linear in (block.self_attn.w_o, block.ffn.linear2):
+                nn.init.normal_(linear.weight, std=0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self, embeddings: bool = True) -> int:
+        """Parameters counted once (the tied lm_head adds none); without ``wte``/``wpe`` if not embeddings."""
+        n = sum(p.numel() for p in self.parameters())
+        return n if embeddings else n - self.wte.weight.numel() - self.wpe.weight.numel()
+
+    def _check_idx(self, idx) -> None:
+        if not isinstance(idx, torch.Tensor):
+            raise TypeError(f"idx must be a tensor of token ids (B, T), got {type(idx).__name__}")
+        if idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {_shape(idx)}")
+        if idx.shape[1] > self.config.block_size:
+            raise ValueError(f"idx has T={idx.shape[1]} tokens, more than block_size={self.config.block_size}: "
+                             f"crop it to the last {self.config.block_size} tokens")
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+            raise ValueError(f"idx must hold ids in [0, vocab_size={self.config.vocab_size}), "
+                             f"got values from {int(idx.min())} to {int(idx.max())}")
+
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) -> h_n after the final LayerNorm, (B, T, d)."""
+        self._check_idx(idx)
+        T = idx.shape[1]
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # h_0 = U W_e + W_p
+        mask = self.mask[:T, :T]
+        for block in self.blocks:
+            x = block(x, mask)  # masked self-attention: position t sees positions <= t
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """idx (B, T) token ids -> (logits (B, T, V), loss or None).
+
+        targets (B, T): the next token at every position (``IGNORE_INDEX`` where nothing is to be
+        predicted, e.g. padding); loss = -L1 / (number of predicted tokens), the mean negative
+        log-likelihood in nats per token.
+        """
+        logits = self.lm_head(self.hidden_states(idx))  # (B, T, V)
+        if targets is None:
+            return logits, None
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets must have the shape of idx {_shape(idx)}, got {_shape(targets)}")
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None, stop_token: int | None = None) -> torch.Tensor:
+        """Continue each row of idx (B, T) by sampling ``max_new_tokens`` tokens; returns (B, T + new).
+
+        temperature > 0 divides the logits (below 1: sharper, above 1: flatter); top_k keeps only
+        the k most likely tokens; generator makes the sampling reproducible. Longer contexts than
+        block_size are cropped to the last block_size tokens. With ``stop_token``, stops once
+        every row has produced it.
+        """
+        _check_positive_int("max_new_tokens", max_new_tokens)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if top_k is not None:
+            _check_positive_int("top_k", top_k)
+        was_training = self.training
+        self.eval()
+        try:
+            done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+            for _ in range(max_new_tokens):
+                logits, _ = self(idx[:, -self.config.block_size:])
+                probs = next_token_probs(logits[:, -1], temperature, top_k)  # (B, V)
+                nxt = torch.multinomial(probs, 1, generator=generator)     # (B, 1)
+                idx = torch.cat([idx, nxt], dim=1)
+                if stop_token is not None:
+                    done |= nxt[:, 0] == stop_token
+                    if bool(done.all()):
+                        break
+        finally:
+            self.train(was_training)
+        return idx
+
+    # --- GPT-2 checkpoints ----------------------------------------------------------------
+    @classmethod
+    def from_hf_gpt2(cls, path) -> "GPT":
+        """Load a Hugging Face GPT-2 folder (config.json + model.safetensors) into a course GPT.
+
+        GPT-2 stores its linear layers as ``Conv1D`` with (in, out) weights, and W_q, W_k, W_v in
+        one ``c_attn`` matrix; they are transposed and split here. The result's logits equal
+        ``transformers.GPT2LMHeadModel``'s on the same folder.
+        """
+        from safetensors.torch import load_file
+
+        path = pathlib.Path(path)
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{path} must contain config.json and model.safetensors (a GPT-2 folder)")
+        hf = json.loads((path / "config.json").read_text())
+        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"unsupported activation_function {hf['activation_function']!r}: GPT-2 uses gelu_new")
+        config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
+                           n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True,
+                           layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5))
+        state = {k.removeprefix("transformer."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+        model = cls(config)
+        d = config.n_embd
+        with torch.no_grad():
+            model.wte.weight.copy_(state["wte.weight"])
+            model.wpe.weight.copy_(state["wpe.weight"])
+            for i, block in enumerate(model.blocks):
+                p = f"h.{i}."
+                w_qkv, b_qkv = state[p + "attn.c_attn.weight"].T, state[p + "attn.c_attn.bias"]  # Conv1D: (d, 3d)
+                for j, linear in enumerate((block.self_attn.w_q, block.self_attn.w_k, block.self_attn.w_v)):
+                    linear.weight.copy_(w_qkv[j * d:(j + 1) * d])
+                    linear.bias.copy_(b_qkv[j * d:(j + 1) * d])
+                pairs = {block.self_attn.w_o: "attn.c_proj", block.ffn.linear1: "mlp.c_fc",
+                         block.ffn.linear2: "mlp.c_proj"}
+                for linear, name in pairs.items():
+                    linear.weight.copy_(state[p + name + ".weight"].T)
+                    linear.bias.copy_(state[p + name + ".bias"])
+                for norm, name in ((block.norm1, "ln_1"), (block.norm2, "ln_2")):
+                    norm.weight.copy_(state[p + name + ".weight"])
+                    norm.bias.copy_(state[p + name + ".bias"])
+            model.ln_f.weight.copy_(state["ln_f.weight"])
+            model.ln_f.bias.copy_(state["ln_f.bias"])
+        return model.eval()
+
+    def config_dict(self) -> dict:
+        """The config as a plain dict (what a checkpoint stores: loadable with weights_only=True)."""
+        return asdict(self.config)
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+    """softmax(logits / temperature), keeping only the top_k largest: (..., V) -> (..., V)."""
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # the k-th largest logit
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
+class GPTForClassification(nn.Module):
+    """Supervised fine-tuning (有监督的微调): a linear layer W_y on the last token's h.
+
+    For a labelled sequence x^1 ... x^m with label y:
+
+        P(y | x^1, ..., x^m) = softmax(h_l^m W_y)
+        L2 = -sum log P(y | x^1, ..., x^m)           (here: its mean over the batch)
+        L3 = L2 + λ * L1                             (L1: the language-model loss on the same texts)
+
+    Args: gpt (pretrained or fresh), num_classes.
+    forward(idx (B, T), labels (B,) or None, lengths (B,) or None, lm_weight λ) -> (class_logits (B, C), loss).
+    ``lengths`` gives each row's number of real tokens (the rest is padding); the class is read at
+    position length - 1. Without it every row is taken as full.
+    """
+
+    def __init__(self, gpt: GPT, num_classes: int):
+        super().__init__()
+        if not isinstance(gpt, GPT):
+            raise TypeError(f"gpt must be a GPT, got {type(gpt).__name__}")
+        _check_positive_int("num_classes", num_classes)
+        self.gpt = gpt
+        self.head = nn.Linear(gpt.config.n_embd, num_classes)  # W_y
+
+    def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+                lm_weight: float = 0.0):
+        h = self.gpt.hidden_states(idx)  # (B, T, d)
+        B, T = idx.shape
+        if lengths is None:
+            lengths = torch.full((B,), T, device=idx.device)
+        if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"lengths must be (B,) = ({B},) with values in [1, T={T}], got {_shape(lengths)} "
+                             f"from {int(lengths.min())} to {int(lengths.max())}")
+        last = h[torch.arange(B, device=idx.device), lengths - 1]   # h_l^m: the last real token, (B, d)
+        class_logits = self.head(last)                               # (B, C)
+        if labels is None:
+            return class_logits, None
+        loss = F.cross_entropy(class_logits, labels)                 # L2
+        if lm_weight:
+            lm_logits = self.gpt.lm_head(h[:, :-1])                  # predict token t + 1 from h_t
+            targets = idx[:, 1:].masked_fill(torch.arange(1, T, device=idx.device)[None] >= lengths[:, None],
+                                             IGNORE_INDEX)           # no target past the end
+            loss = loss + lm_weight * F.cross_entropy(lm_logits.flatten(0, 1), targets.flatten(),
+                                                      ignore_index=IGNORE_INDEX)  # L3 = L2 + λ L1
+        return class_logits, loss

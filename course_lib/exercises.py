@@ -1196,6 +1196,9 @@ def _mlm_checker(fn: Callable) -> Failure | None:
     if not selected.any():
         return Failure("no position is selected: labels must hold the original id at the ~15% selected positions",
                        ("labels = -100 everywhere else.",))
+    if selected.float().mean() > 0.5:
+        return Failure("labels must be -100 at every position that was not selected (only ~15% hold an id)",
+                       ("labels = torch.where(selected, input_ids, -100): the loss then counts only the selected.",))
     if (selected & special).any():
         return Failure("special tokens ([CLS], [SEP], [PAD], ...) were selected: only ordinary tokens may be masked",
                        ("Select among positions whose id is not in special_token_ids (torch.isin).",))

@@ -1,0 +1,287 @@
+"""The widgets of notebook 04 (BERT), each over plain, tested functions.
+
+- :class:`MaskingExplorer`: the MLM rule on a sentence, the three kinds of change coloured
+  (:func:`masking_html`);
+- :class:`FillMaskExplorer`: what a BERT puts in the [MASK] (:func:`fill_mask`);
+- :class:`ModelView`: every head of every layer of a BERT for a sentence or a pair
+  (:func:`attention_grid`), one enlarged.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+
+from .bert import IGNORE_INDEX, BertModel, mask_tokens
+from .viz import FigureWidget, canvas_to_png, widget_figure
+
+__all__ = ["masking_html", "MaskingExplorer", "fill_mask", "FillMaskExplorer", "bert_attentions", "attention_grid",
+           "ModelView", "head_roles"]
+
+_KIND_STYLE = {
+    "mask": ("#d62728", "→ [MASK] (80%)"),
+    "random": ("#ff7f0e", "→ a random token (10%)"),
+    "kept": ("#2ca02c", "kept unchanged, still predicted (10%)"),
+}
+
+
+def _special_ids(tokenizer) -> list[int]:
+    return [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
+
+
+def masking_html(tokenizer, text_a: str, text_b: str | None = None, rate: float = 0.15, seed: int = 0) -> tuple[str, dict]:
+    """Apply the MLM rule to a sentence (pair) and colour what happened to each selected token.
+
+    Returns (HTML, counts) with counts of "selected", "mask", "random", "kept" and "tokens" (ordinary ones).
+    """
+    ids = torch.tensor([tokenizer.encode(text_a, text_b)["input_ids"]])
+    inputs, labels = mask_tokens(ids, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_id,
+                                 special_token_ids=_special_ids(tokenizer), mlm_probability=rate,
+                                 generator=torch.Generator().manual_seed(seed))
+    counts = {"tokens": int((~torch.isin(ids, torch.tensor(_special_ids(tokenizer)))).sum()), "selected": 0,
+              "mask": 0, "random": 0, "kept": 0}
+    cells = []
+    for original, shown, label in zip(ids[0].tolist(), inputs[0].tolist(), labels[0].tolist()):
+        word = html.escape(tokenizer.itos[original])
+        if label == IGNORE_INDEX:
+            cells.append(f"<span style='color:#555'>{word}</span>")
+            continue
+        kind = "mask" if shown == tokenizer.mask_id else "kept" if shown == original else "random"
+        counts["selected"] += 1
+        counts[kind] += 1
+        color = _KIND_STYLE[kind][0]
+        after = html.escape(tokenizer.itos[shown])
+        cells.append(f"<span style='background:{color};color:white;padding:1px 4px;border-radius:3px' "
+                     f"title='{word} → {after}'>{word} → {after}</span>" if kind != "kept" else
+                     f"<span style='border:2px solid {color};padding:0 3px;border-radius:3px'>{word}</span>")
+    legend = " ".join(f"<span style='color:{c}'>■</span> {label}" for c, label in _KIND_STYLE.values())
+    summary = (f"{counts['selected']} of {counts['tokens']} ordinary tokens selected: {counts['mask']} [MASK], "
+               f"{counts['random']} random, {counts['kept']} kept")
+    return (f"<div style='line-height:2.2;font-size:14px'>{' '.join(cells)}</div>"
+            f"<div style='font-size:12px'>{legend}<br>{summary}</div>"), counts
+
+
+class MaskingExplorer:
+    """Widget: a sentence (and an optional second one), the masking rate and the seed."""
+
+    def __init__(self, tokenizer, text_a: str = "the man went to the store", text_b: str = "he bought a gallon of milk"):
+        import ipywidgets as widgets
+
+        self.tokenizer = tokenizer
+        layout = widgets.Layout(width="480px")
+        self.text_a = widgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
+        self.text_b = widgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
+        self.rate = widgets.FloatSlider(value=0.15, min=0.05, max=0.5, step=0.05, description="rate")
+        self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")
+        self.output = widgets.HTML()
+        for control in (self.text_a, self.text_b, self.rate, self.seed):
+            control.observe(lambda change: self.redraw(), names="value")
+        self.widget = widgets.VBox([self.text_a, self.text_b, widgets.HBox([self.rate, self.seed]), self.output])
+        self.redraw()
+
+    def redraw(self) -> dict:
+        text, counts = masking_html(self.tokenizer, self.text_a.value, self.text_b.value or None, self.rate.value,
+                                    self.seed.value)
+        self.output.value = text
+        return counts
+
+    def show(self):
+        from IPython.display import display
+
+        display(self.widget)
+        return self
+
+
+@torch.no_grad()
+def fill_mask(model, tokenizer, text: str, top: int = 10) -> tuple[list[str], list[tuple[str, float]]]:
+    """The tokens of ``text`` and the ``top`` predictions (token, probability) at its first [MASK].
+
+    ``model`` is a :class:`~course_lib.bert.BertForPreTraining`; a second sentence may follow [SEP].
+    """
+    parts = [p.strip() for p in text.split("[SEP]") if p.strip()]
+    if not parts:
+        raise ValueError("text is empty")
+    encoded = tokenizer.encode(parts[0], parts[1] if len(parts) > 1 else None)
+    ids = torch.tensor([encoded["input_ids"]])
+    where = (ids[0] == tokenizer.mask_id).nonzero()
+    if len(where) == 0:
+        raise ValueError("write [MASK] where a word should be predicted")
+    model.eval()
+    logits, _, _ = model(ids, torch.tensor([encoded["token_type_ids"]]))
+    probs = torch.softmax(logits[0, int(where[0])], -1)
+    best = torch.topk(probs, top)
+    tokens = [tokenizer.itos[i] for i in ids[0].tolist()]
+    return tokens, [(tokenizer.itos[i], p) for i, p in zip(best.indices.tolist(), best.values.tolist())]
+
+
+class FillMaskExplorer(FigureWidget):
+    """Widget: type a sentence with [MASK]; bars show what the model would put there."""
+
+    def __init__(self, model, tokenizer, text: str = "the man went to [MASK] store . he bought a gallon of milk .",
+                 top: int = 10):
+        import ipywidgets as widgets
+
+        self.model, self.tokenizer, self.top = model, tokenizer, top
+        self.text = widgets.Text(value=text, description="text", continuous_update=False,
+                                 layout=widgets.Layout(width="560px"))
+        self.status = widgets.HTML()
+        self.text.observe(lambda change: self.redraw(), names="value")
+        self.widget = widgets.VBox([self.text, self.status])
+        self.fig = widget_figure((6.5, 3.0))
+        self.ax = self.fig.add_axes((0.22, 0.15, 0.73, 0.75))
+        self.bars = self.ax.barh(np.arange(top), np.zeros(top), color="#1f77b4")
+        self.ax.set_yticks(np.arange(top))
+        self.ax.invert_yaxis()
+        self.ax.set_xlim(0, 1)
+        self.ax.set_xlabel("probability at the first [MASK]", fontsize=9)
+        self.redraw()
+
+    def render(self) -> bytes:
+        try:
+            tokens, table = fill_mask(self.model, self.tokenizer, self.text.value, self.top)
+        except ValueError as error:
+            self.status.value = f"<span style='color:#d62728'>{html.escape(str(error))}</span>"
+            return canvas_to_png(self.fig)
+        for bar, (_, p) in zip(self.bars, table):
+            bar.set_width(p)
+        self.ax.set_yticklabels([w for w, _ in table], fontsize=9)
+        unknown = [t for t in tokens if t == "[UNK]"]
+        self.status.value = (f"model input: {html.escape(' '.join(tokens))}"
+                             + (" <span style='color:#d62728'>(a word is not in the vocabulary)</span>"
+                                if unknown else ""))
+        self.fig.canvas.draw()
+        return canvas_to_png(self.fig)
+
+
+@torch.no_grad()
+def bert_attentions(model: BertModel, tokenizer, text_a: str, text_b: str | None = None):
+    """Tokens and every attention map of ``model`` for one sentence (pair): (tokens, tensor (L, h, T, T))."""
+    encoded = tokenizer.encode(text_a, text_b)
+    model.eval()
+    out = model(torch.tensor([encoded["input_ids"]]), torch.tensor([encoded["token_type_ids"]]))
+    return [tokenizer.itos[i] for i in encoded["input_ids"]], torch.stack([a[0] for a in out.attentions])
+
+
+def attention_grid(attentions: torch.Tensor, gap: int = 1) -> np.ndarray:
+    """All heads side by side in one image: (L, h, T, T) -> (L*(T+gap)-gap, h*(T+gap)-gap), gaps NaN.
+
+    One image instead of L*h small ones: drawing it costs one ``imshow``, whatever the number of heads.
+    """
+    L, h, T, _ = attentions.shape
+    grid = np.full((L * (T + gap) - gap, h * (T + gap) - gap), np.nan)
+    for layer in range(L):
+        for head in range(h):
+            grid[layer * (T + gap):layer * (T + gap) + T, head * (T + gap):head * (T + gap) + T] = \
+                attentions[layer, head].numpy()
+    return grid
+
+
+class ModelView(FigureWidget):
+    """Widget: the attention of every layer (rows) and head (columns) of a BERT; one head enlarged.
+
+    Controls: sentence A, sentence B (optional), layer and head of the enlarged map. A new text
+    redraws in full (new labels); choosing a head only repaints the enlarged map and the frame.
+    """
+
+    def __init__(self, model: BertModel, tokenizer, text_a: str = "the man went to the store",
+                 text_b: str = "he bought a gallon of milk"):
+        import ipywidgets as widgets
+
+        self.model, self.tokenizer = model, tokenizer
+        L, h = model.config.num_hidden_layers, model.config.num_attention_heads
+        layout = widgets.Layout(width="420px")
+        self.text_a = widgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
+        self.text_b = widgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
+        self.layer = widgets.IntSlider(value=1, min=1, max=L, description="layer")
+        self.head = widgets.IntSlider(value=1, min=1, max=h, description="head")
+        self.text_a.observe(lambda change: self._new_text(), names="value")
+        self.text_b.observe(lambda change: self._new_text(), names="value")
+        self.layer.observe(lambda change: self.redraw(), names="value")
+        self.head.observe(lambda change: self.redraw(), names="value")
+        self.widget = widgets.VBox([self.text_a, self.text_b, widgets.HBox([self.layer, self.head])])
+        self.fig = widget_figure((12.0, 5.0))
+        self.ax_grid = self.fig.add_axes((0.05, 0.08, 0.5, 0.82))
+        self.ax_big = self.fig.add_axes((0.62, 0.2, 0.36, 0.7))
+        self._new_text(redraw=False)
+        self.redraw()
+
+    def _new_text(self, redraw: bool = True) -> None:
+        self.tokens, self.attn = bert_attentions(self.model, self.tokenizer, self.text_a.value,
+                                                 self.text_b.value or None)
+        L, h, T, _ = self.attn.shape
+        for ax in (self.ax_grid, self.ax_big):
+            ax.clear()
+        self.ax_grid.imshow(attention_grid(self.attn), cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        self.ax_grid.set_xticks([m * (T + 1) + T / 2 - 0.5 for m in range(h)])
+        self.ax_grid.set_xticklabels([str(m + 1) for m in range(h)], fontsize=8)
+        self.ax_grid.set_yticks([layer * (T + 1) + T / 2 - 0.5 for layer in range(L)])
+        self.ax_grid.set_yticklabels([str(layer + 1) for layer in range(L)], fontsize=8)
+        self.ax_grid.set_xlabel("head", fontsize=9)
+        self.ax_grid.set_ylabel("layer", fontsize=9)
+        self.ax_grid.tick_params(length=0)
+        self.frame = Rectangle((-0.5, -0.5), T, T, fill=False, edgecolor="#d62728", linewidth=2, animated=True)
+        self.ax_grid.add_patch(self.frame)
+        self.big = self.ax_big.imshow(self.attn[0, 0].numpy(), cmap="Blues", vmin=0, vmax=1,
+                                      interpolation="nearest", animated=True)
+        self.ax_big.set_xticks(range(T))
+        self.ax_big.set_xticklabels(self.tokens, rotation=90, fontsize=8)
+        self.ax_big.set_yticks(range(T))
+        self.ax_big.set_yticklabels(self.tokens, fontsize=8)
+        self.ax_big.tick_params(length=0)
+        self.big_title = self.ax_big.set_title("", fontsize=10, animated=True)
+        self.save_background()
+        if redraw:
+            self.redraw()
+
+    def render(self) -> bytes:
+        layer, head = self.layer.value - 1, self.head.value - 1
+        T = self.attn.shape[-1]
+        self.frame.set_xy((head * (T + 1) - 0.5, layer * (T + 1) - 0.5))
+        self.big.set_data(self.attn[layer, head].numpy())
+        self.big_title.set_text(f"layer {layer + 1}, head {head + 1}: row = query token, column = key token")
+        return self.blit([self.frame, self.big, self.big_title])
+
+
+@torch.no_grad()
+def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """How much attention each head gives, on average, to a few kinds of key.
+
+    pairs: (sentence_a, sentence_b or None). For every real query token (padding excluded), the
+    weight on: "[CLS]", "[SEP]" (either of them), "previous" token, "next" token, "itself", and
+    "same word" (other positions holding the same token, for queries that have one). Returns
+    role -> (L, h) mean weight.
+    """
+    model.eval()
+    L, h = model.config.num_hidden_layers, model.config.num_attention_heads
+    sums = {role: torch.zeros(L, h) for role in ("[CLS]", "[SEP]", "previous", "next", "itself", "same word")}
+    counts = {role: 0 for role in sums}
+    for i in range(0, len(pairs), batch_size):
+        encoded = [tokenizer.encode(a, b) for a, b in pairs[i:i + batch_size]]
+        T = max(len(e["input_ids"]) for e in encoded)
+        ids = torch.tensor([e["input_ids"] + [tokenizer.pad_id] * (T - len(e["input_ids"])) for e in encoded])
+        types = torch.tensor([e["token_type_ids"] + [0] * (T - len(e["input_ids"])) for e in encoded])
+        real = ids != tokenizer.pad_id                                       # (B, T)
+        attn = torch.stack(model(ids, types, real.long()).attentions, 1)    # (B, L, h, T, T)
+        keys = {"[CLS]": ids == tokenizer.cls_id, "[SEP]": ids == tokenizer.sep_id}
+        for role, is_key in keys.items():
+            mass = (attn * is_key[:, None, None, None, :]).sum(-1)          # (B, L, h, T)
+            sums[role] += (mass * real[:, None, None, :]).sum((0, 3))
+            counts[role] += int(real.sum())
+        positions = torch.arange(T)
+        for role, offset in (("previous", -1), ("next", 1), ("itself", 0)):
+            target = positions + offset
+            valid = real & (target >= 0)[None] & (target < T)[None]
+            valid &= real.gather(1, target.clamp(0, T - 1).expand_as(real))
+            w = attn.gather(-1, target.clamp(0, T - 1).view(1, 1, 1, T, 1).expand(*attn.shape[:-1], 1))[..., 0]
+            sums[role] += (w * valid[:, None, None, :]).sum((0, 3))
+            counts[role] += int(valid.sum())
+        same = (ids[:, :, None] == ids[:, None, :]) & ~torch.eye(T, dtype=torch.bool)[None] & real[:, None, :]
+        same &= real[:, :, None] & ~torch.isin(ids, torch.tensor(_special_ids(tokenizer)))[:, :, None]
+        has_same = same.any(-1)                                              # (B, T)
+        mass = (attn * same[:, None, None]).sum(-1)                          # (B, L, h, T)
+        sums["same word"] += (mass * has_same[:, None, None, :]).sum((0, 3))
+        counts["same word"] += int(has_same.sum())
+    return {role: sums[role] / max(counts[role], 1) for role in sums}

@@ -31,7 +31,7 @@ from .attention import _shape
 from .transformer import EncoderLayer, _check_positive_int
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "BertForPreTraining", "mask_tokens", "make_nsp_pairs",
-           "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT"]
+           "mean_pool", "sentence_embeddings", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT"]
 
 IGNORE_INDEX = -100  # MLM labels at positions that were not selected: no loss there
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in the original BERT
@@ -282,3 +282,22 @@ def make_nsp_pairs(documents, *, generator: random.Random | torch.Generator | No
                     other = other if other != d else (other + 1) % len(docs)
                 pairs.append((a, rng.choice(docs[other]), False))
     return pairs
+
+
+def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The average of the real tokens' vectors: (B, T, H), (B, T) -> (B, H). Padding is left out."""
+    weights = attention_mask.to(last_hidden_state.dtype)[..., None]  # (B, T, 1)
+    return (last_hidden_state * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+
+
+@torch.no_grad()
+def sentence_embeddings(model: BertModel, tokenizer, sentences, normalize: bool = True) -> torch.Tensor:
+    """One vector per sentence, mean-pooled (and L2-normalised), as sentence-transformers does for
+    all-MiniLM-L6-v2: (N, H). The cosine similarity of two sentences is then a dot product."""
+    encoded = [tokenizer.encode(s) for s in sentences]
+    T = max(len(e["input_ids"]) for e in encoded)
+    ids = torch.tensor([e["input_ids"] + [tokenizer.pad_id] * (T - len(e["input_ids"])) for e in encoded])
+    mask = (torch.arange(T)[None] < torch.tensor([len(e["input_ids"]) for e in encoded])[:, None]).long()
+    model.eval()
+    pooled = mean_pool(model(ids, torch.zeros_like(ids), mask).last_hidden_state, mask)
+    return F.normalize(pooled, dim=-1) if normalize else pooled

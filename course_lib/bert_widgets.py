@@ -183,7 +183,8 @@ class ModelView(FigureWidget):
     """Widget: the attention of every layer (rows) and head (columns) of a BERT; one head enlarged.
 
     Controls: sentence A, sentence B (optional), layer and head of the enlarged map. A new text
-    redraws in full (new labels); choosing a head only repaints the enlarged map and the frame.
+    redraws the figure once (new word labels) and keeps it as the background; choosing a layer or
+    head then only repaints the enlarged map and the frame.
     """
 
     def __init__(self, model: BertModel, tokenizer, text_a: str = "the man went to the store",
@@ -202,9 +203,28 @@ class ModelView(FigureWidget):
         self.layer.observe(lambda change: self.redraw(), names="value")
         self.head.observe(lambda change: self.redraw(), names="value")
         self.widget = widgets.VBox([self.text_a, self.text_b, widgets.HBox([self.layer, self.head])])
+
+        # made once: the grid (one image, in head x layer units, so its ticks never change) and the
+        # enlarged map (no axes: its word labels are plain text, cheaper than ticks)
         self.fig = widget_figure((12.0, 5.0))
-        self.ax_grid = self.fig.add_axes((0.05, 0.08, 0.5, 0.82))
-        self.ax_big = self.fig.add_axes((0.62, 0.2, 0.36, 0.7))
+        self.ax_grid = self.fig.add_axes((0.05, 0.1, 0.5, 0.8))
+        self.grid = self.ax_grid.imshow(np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1, interpolation="nearest",
+                                        extent=(0, h, L, 0), aspect="auto")
+        self.ax_grid.set_xticks(np.arange(h) + 0.5)
+        self.ax_grid.set_xticklabels([str(m + 1) for m in range(h)], fontsize=8)
+        self.ax_grid.set_yticks(np.arange(L) + 0.5)
+        self.ax_grid.set_yticklabels([str(layer + 1) for layer in range(L)], fontsize=8)
+        self.ax_grid.set_xlabel("head", fontsize=9)
+        self.ax_grid.set_ylabel("layer", fontsize=9)
+        self.ax_grid.tick_params(length=0)
+        self.frame = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#d62728", linewidth=2, animated=True)
+        self.ax_grid.add_patch(self.frame)
+        self.ax_big = self.fig.add_axes((0.66, 0.22, 0.32, 0.68))
+        self.ax_big.set_axis_off()
+        self.big = self.ax_big.imshow(np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1, interpolation="nearest",
+                                      animated=True)
+        self.big_title = self.ax_big.set_title("", fontsize=10, animated=True)
+        self.labels = []
         self._new_text(redraw=False)
         self.redraw()
 
@@ -212,26 +232,17 @@ class ModelView(FigureWidget):
         self.tokens, self.attn = bert_attentions(self.model, self.tokenizer, self.text_a.value,
                                                  self.text_b.value or None)
         L, h, T, _ = self.attn.shape
-        for ax in (self.ax_grid, self.ax_big):
-            ax.clear()
-        self.ax_grid.imshow(attention_grid(self.attn), cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-        self.ax_grid.set_xticks([m * (T + 1) + T / 2 - 0.5 for m in range(h)])
-        self.ax_grid.set_xticklabels([str(m + 1) for m in range(h)], fontsize=8)
-        self.ax_grid.set_yticks([layer * (T + 1) + T / 2 - 0.5 for layer in range(L)])
-        self.ax_grid.set_yticklabels([str(layer + 1) for layer in range(L)], fontsize=8)
-        self.ax_grid.set_xlabel("head", fontsize=9)
-        self.ax_grid.set_ylabel("layer", fontsize=9)
-        self.ax_grid.tick_params(length=0)
-        self.frame = Rectangle((-0.5, -0.5), T, T, fill=False, edgecolor="#d62728", linewidth=2, animated=True)
-        self.ax_grid.add_patch(self.frame)
-        self.big = self.ax_big.imshow(self.attn[0, 0].numpy(), cmap="Blues", vmin=0, vmax=1,
-                                      interpolation="nearest", animated=True)
-        self.ax_big.set_xticks(range(T))
-        self.ax_big.set_xticklabels(self.tokens, rotation=90, fontsize=8)
-        self.ax_big.set_yticks(range(T))
-        self.ax_big.set_yticklabels(self.tokens, fontsize=8)
-        self.ax_big.tick_params(length=0)
-        self.big_title = self.ax_big.set_title("", fontsize=10, animated=True)
+        self.grid.set_data(attention_grid(self.attn))
+        extent = (-0.5, T - 0.5, T - 0.5, -0.5)
+        self.big.set_extent(extent)
+        self.ax_big.set_xlim(extent[0], extent[1])
+        self.ax_big.set_ylim(extent[2], extent[3])
+        for text in self.labels:
+            text.remove()
+        self.labels = [self.ax_big.text(j, T - 0.3, token, rotation=90, ha="center", va="top", fontsize=8)
+                       for j, token in enumerate(self.tokens)]
+        self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8)
+                        for i, token in enumerate(self.tokens)]
         self.save_background()
         if redraw:
             self.redraw()
@@ -239,7 +250,8 @@ class ModelView(FigureWidget):
     def render(self) -> bytes:
         layer, head = self.layer.value - 1, self.head.value - 1
         T = self.attn.shape[-1]
-        self.frame.set_xy((head * (T + 1) - 0.5, layer * (T + 1) - 0.5))
+        cell = T / (T + 1)  # a head's share of its slot in the grid (the rest is the gap)
+        self.frame.set_bounds(head, layer, cell, cell)
         self.big.set_data(self.attn[layer, head].numpy())
         self.big_title.set_text(f"layer {layer + 1}, head {head + 1}: row = query token, column = key token")
         return self.blit([self.frame, self.big, self.big_title])

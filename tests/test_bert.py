@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib.bert import (IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel, make_nsp_pairs,
-                             mask_tokens)
+                             mask_tokens, mean_pool, sentence_embeddings)
 from course_lib.pretrained import MissingModelError, minilm_path
 from course_lib.tokenizers import WordPieceTokenizer
 
@@ -166,3 +166,19 @@ def test_nsp_pairs_half_true_and_false_from_other_documents():
     assert make_nsp_pairs(docs, generator=random.Random(0)) == pairs
     with pytest.raises(ValueError, match="at least two non-empty documents"):
         make_nsp_pairs([["a", "b"]])
+
+
+def test_sentence_embeddings_equal_sentence_transformers(minilm):
+    st = pytest.importorskip("sentence_transformers")
+    ours, _, tok = minilm
+    sentences = ["the man went to the store", "a man walked to the shop", "penguins are flightless birds"]
+    mine = sentence_embeddings(ours, tok, sentences)
+    ref = st.SentenceTransformer(str(minilm_path()), device="cpu").encode(sentences, convert_to_tensor=True)
+    torch.testing.assert_close(mine, ref, atol=1e-4, rtol=1e-4)
+    sim = mine @ mine.T
+    assert sim[0, 1] > sim[0, 2] and sim[0, 1] > sim[1, 2]
+
+
+def test_mean_pool_ignores_padding():
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert torch.equal(mean_pool(h, torch.tensor([[1, 1, 0]])), torch.tensor([[2.0, 3.0]]))

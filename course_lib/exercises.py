@@ -492,14 +492,14 @@ _HINTS_SHOWN: dict[str, int] = {}
 
 
 def _defined_functions(source: str) -> list[str]:
-    return [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+    return [n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
 
 
 def register(exercise: Exercise, *, replace: bool = False) -> Exercise:
     """Add ``exercise`` to the registry and return it.
 
     Checks that the name is a Python identifier, that there is at least one hint,
-    and that ``exercise.solution`` parses and defines ``def <name>``. Registering a
+    and that ``exercise.solution`` parses and defines ``def <name>`` (or ``class <name>``). Registering a
     name twice raises ``ValueError`` unless ``replace=True``.
     """
     if not exercise.name.isidentifier():
@@ -514,7 +514,8 @@ def register(exercise: Exercise, *, replace: bool = False) -> Exercise:
         raise TypeError(f"exercise {exercise.name!r}: checker must be callable")
     if exercise.name not in _defined_functions(exercise.solution):
         raise ValueError(
-            f"the solution of {exercise.name!r} must define a function `def {exercise.name}(...)`"
+            f"the solution of {exercise.name!r} must define a function `def {exercise.name}(...)` "
+            f"(or a class `class {exercise.name}`)"
         )
     _REGISTRY[exercise.name] = exercise
     _HINTS_SHOWN.pop(exercise.name, None)
@@ -1265,5 +1266,88 @@ register(
             "result twice; draw random replacements only among non-special ids.",
         ),
         solution=_MLM_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# folder_dataset (notebook 05): a torch Dataset over class folders
+# ---------------------------------------------------------------------------
+
+def _folder_checker(cls: Callable) -> Failure | None:
+    import pathlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        files = {"wasps": ["a wasp stings", "wasps are yellow"], "ants": ["ants carry leaves", "an ant", "ants dig"],
+                 "bees": ["bees make honey"]}
+        for name, texts in files.items():  # created in an unsorted order on purpose
+            (root / name).mkdir()
+            for i, text in enumerate(texts):
+                (root / name / f"{i}.txt").write_text(text + "\n", encoding="utf-8")
+        (root / "ants" / "README.md").write_text("not a sample\n")
+        classes = sorted(files)
+        expected = sorted((text, classes.index(name)) for name, texts in files.items() for text in texts)
+        dataset = call_learner(cls, root)
+        n = call_learner(len, dataset)
+        if n == len(files):
+            return Failure("len() counts the class folders, not the files",
+                           ("__len__ must return the number of .txt files in all class folders together.",))
+        if n == len(expected) + 1:
+            return Failure("a file that is not a .txt sample was counted (README.md)",
+                           ("Collect only the .txt files: (root / name).glob('*.txt').",))
+        if n != len(expected):
+            return Failure(f"len() is {n}, but there are {len(expected)} .txt files")
+        items = [call_learner(dataset.__getitem__, i) for i in range(n)]
+        if not all(isinstance(item, tuple) and len(item) == 2 for item in items):
+            return Failure("each item must be a pair (text, label)", (f"got {items[0]!r}",))
+        if any(isinstance(text, pathlib.Path) or (isinstance(text, str) and text.endswith(".txt")) for text, _ in items):
+            return Failure("an item holds the file's path: read the file and return its text",
+                           ("text = path.read_text(encoding='utf-8').strip()",))
+        got = sorted((text.strip() if isinstance(text, str) else text, label) for text, label in items)
+        if [t for t, _ in got] != [t for t, _ in expected]:
+            return Failure("the texts are not the files' contents", (f"expected e.g. {expected[0][0]!r}",))
+        if got != expected:
+            return Failure("the labels do not follow the sorted folder names (ants = 0, bees = 1, wasps = 2)",
+                           ("classes = sorted(folder names); the label of a file is classes.index(its folder's name).",))
+    return None
+
+
+_FOLDER_SOLUTION = '''\
+import pathlib
+
+from torch.utils.data import Dataset
+
+
+class folder_dataset(Dataset):
+    def __init__(self, root):
+        root = pathlib.Path(root)
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())   # label = index in this list
+        self.samples = [(path, label) for label, name in enumerate(self.classes)
+                        for path in sorted((root / name).glob("*.txt"))]
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        path, label = self.samples[index]
+        return path.read_text(encoding="utf-8").strip(), label
+'''
+
+register(
+    Exercise(
+        name="folder_dataset",
+        signature="folder_dataset(root): a torch Dataset; len() = number of .txt files; item i = (text, label)",
+        checker=_folder_checker,
+        hints=(
+            "In __init__, list the class folders (the sub-folders of root) and sort their names: the label of a "
+            "class is its index in that sorted list. Then collect (path, label) for every .txt file in each folder.",
+            "__len__ returns how many (path, label) pairs you collected; __getitem__(i) opens the i-th file and "
+            "returns (its text, its label).",
+            "pathlib makes it short: sorted(p.name for p in root.iterdir() if p.is_dir()), "
+            "sorted((root / name).glob('*.txt')), path.read_text(encoding='utf-8').strip().",
+        ),
+        solution=_FOLDER_SOLUTION,
     )
 )

@@ -68,7 +68,7 @@ def test_the_exercises_are_registered():
     assert "gpt_combined_loss" in exercise_names()
 
 
-@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL, "gpt_combined_loss", "mlm_masking"])
+@pytest.mark.parametrize("name", [SOFT, SDPA, CAUSAL, "gpt_combined_loss", "mlm_masking", "folder_dataset"])
 def test_registered_solution_passes(name, capsys):
     ok, out = run(name, load_solution(name), capsys)
     assert ok is True
@@ -947,3 +947,41 @@ def test_mlm_masking_checker_names_the_mistake(variant, expected, capsys):
     ok, out = run("mlm_masking", variant, capsys)
     assert ok is (expected == "✅")
     assert expected in out.splitlines()[0]
+
+
+
+def test_folder_dataset_checker_names_the_mistakes(capsys):
+    import os
+    import pathlib
+
+    class CountsFolders:
+        def __init__(self, root):
+            self.names = os.listdir(root)
+
+        def __len__(self):
+            return len(self.names)
+
+        def __getitem__(self, i):
+            return "x", 0
+
+    class ReturnsPaths:
+        def __init__(self, root):
+            root = pathlib.Path(root)
+            classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+            self.items = [(p, classes.index(p.parent.name)) for c in classes for p in sorted((root / c).glob("*.txt"))]
+
+        def __len__(self):
+            return len(self.items)
+
+        def __getitem__(self, i):
+            return self.items[i]
+
+    class ReverseLabels(ReturnsPaths):
+        def __getitem__(self, i):
+            path, label = self.items[i]
+            return path.read_text().strip(), 2 - label
+
+    for cls, expected in ((CountsFolders, "counts the class folders"), (ReturnsPaths, "holds the file's path"),
+                          (ReverseLabels, "sorted folder names")):
+        ok, out = run("folder_dataset", cls, capsys)
+        assert ok is False and expected in out.splitlines()[0]

@@ -1,0 +1,59 @@
+"""Notebook 05's data-loading helpers: the story folder, the Dataset, pad_collate, TensorBoard read-back."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from course_lib.data.stories import FEELINGS
+from course_lib.data_loading import FolderTextDataset, get_device, make_story_folder, pad_collate, read_scalars
+
+
+def test_story_folder_round_trip(tmp_path):
+    root = make_story_folder(tmp_path / "stories", per_class=5, seed=0)
+    assert sorted(p.name for p in root.iterdir()) == ["happy", "sad"]
+    assert len(list((root / "happy").glob("*.txt"))) == len(list((root / "sad").glob("*.txt"))) == 5
+    dataset = FolderTextDataset(root)
+    assert dataset.classes == ["happy", "sad"] and len(dataset) == 10
+    for text, label in dataset:
+        assert text.split()[-2] in FEELINGS[dataset.classes[label]]  # the folder name is the right label
+    assert make_story_folder(tmp_path / "again", per_class=5, seed=0).joinpath("sad", "000.txt").read_text() == \
+        root.joinpath("sad", "000.txt").read_text()
+
+
+def test_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        FolderTextDataset(tmp_path / "missing")
+    (tmp_path / "flat.txt").write_text("x")
+    with pytest.raises(ValueError, match="no sub-folders"):
+        FolderTextDataset(tmp_path)
+
+
+def test_pad_collate_in_a_dataloader():
+    items = [([5, 6, 7], 0), ([8], 1), (torch.tensor([9, 10]), 1)]
+    ids, lengths, labels = pad_collate(items, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert lengths.tolist() == [3, 1, 2] and labels.tolist() == [0, 1, 1]
+    loader = DataLoader(items, batch_size=2, collate_fn=pad_collate)
+    shapes = [batch[0].shape for batch in loader]
+    assert shapes == [(2, 3), (1, 2)]
+    with pytest.raises(ValueError, match="must not be empty"):
+        pad_collate([])
+
+
+def test_read_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(tmp_path) as writer:
+        for step in range(5):
+            writer.add_scalar("loss/train", 1.0 / (step + 1), step)
+    scalars = read_scalars(tmp_path)
+    steps, values = scalars["loss/train"]
+    assert steps == [0, 1, 2, 3, 4]
+    assert values == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
+    with pytest.raises(FileNotFoundError, match="no log folder"):
+        read_scalars(tmp_path / "none")
+
+
+def test_get_device():
+    assert get_device().type in ("cpu", "cuda")

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import _shape
-from .transformer import EncoderLayer, _check_positive_int
+from .transformer import EncoderLayer, _check_positive_int, init_normal
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "BertForPreTraining", "mask_tokens", "make_nsp_pairs",
            "mean_pool", "sentence_embeddings", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT"]
@@ -100,14 +100,7 @@ class BertModel(nn.Module):
         for layer in self.layers:  # BERT drops attention weights at its own rate
             layer.self_attn.dropout = c.attention_probs_dropout_prob
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.apply(init_normal)
 
     def _check(self, input_ids, token_type_ids, attention_mask) -> None:
         if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
@@ -207,8 +200,8 @@ class BertForPreTraining(nn.Module):
         self.mlm_transform = nn.Sequential(nn.Linear(H, H), nn.GELU(), nn.LayerNorm(H, eps=config.layer_norm_eps))
         self.mlm_bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.nsp_head = nn.Linear(H, 2)
-        self.bert._init_weights(self.mlm_transform[0])
-        self.bert._init_weights(self.nsp_head)
+        init_normal(self.mlm_transform[0])
+        init_normal(self.nsp_head)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None):
         out = self.bert(input_ids, token_type_ids, attention_mask)

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import _shape, causal_mask
-from .transformer import EncoderLayer, _check_positive_int
+from .transformer import EncoderLayer, _check_positive_int, init_normal
 
 __all__ = ["GPTConfig", "GPT", "GPTForClassification", "IGNORE_INDEX"]
 
@@ -73,17 +73,10 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: P(u) = softmax(h_n W_e^T), one matrix fewer to learn
         self.register_buffer("mask", causal_mask(c.block_size), persistent=False)  # (block, block)
-        self.apply(self._init_weights)
+        self.apply(init_normal)
         for block in self.blocks:  # GPT-2: residual projections scaled down by the depth
             for linear in (block.self_attn.w_o, block.ffn.linear2):
                 nn.init.normal_(linear.weight, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def num_parameters(self, embeddings: bool = True) -> int:
         """Parameters counted once (the tied lm_head adds none); without ``wte``/``wpe`` if not embeddings."""

@@ -48,14 +48,9 @@ def encode_stories(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size:
 def lm_batches(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int, batch_size: int = 32,
                seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless shuffled batches (inputs, targets) of whole stories, reshuffled every epoch."""
-    if not 1 <= batch_size <= len(texts):
-        raise ValueError(f"batch_size must be in [1, len(texts)={len(texts)}], got {batch_size}")
-    rng = random.Random(seed)
-    order = list(range(len(texts)))
-    while True:
-        rng.shuffle(order)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            yield encode_stories([texts[j] for j in order[i:i + batch_size]], vocab, block_size)
+    from .training import epoch_batches
+
+    return epoch_batches(texts, batch_size, lambda chunk: encode_stories(chunk, vocab, block_size), seed)
 
 
 def text_windows(ids: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator):

@@ -21,7 +21,6 @@ L layers, h heads.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -146,14 +145,9 @@ def _encode_pairs(pairs, src_vocab: WordVocab, tgt_vocab: WordVocab):
 def translation_batches(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab, batch_size: int = 64,
                         seed: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless shuffled mini-batches (src, src_lengths, tgt_in, tgt_out), reshuffled every epoch."""
-    if batch_size <= 0 or batch_size > len(pairs):
-        raise ValueError(f"batch_size must be in [1, len(pairs)={len(pairs)}], got {batch_size}")
-    rng = random.Random(seed)
-    order = list(range(len(pairs)))
-    while True:
-        rng.shuffle(order)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            yield _encode_pairs([pairs[j] for j in order[i:i + batch_size]], src_vocab, tgt_vocab)
+    from .training import epoch_batches
+
+    return epoch_batches(pairs, batch_size, lambda chunk: _encode_pairs(chunk, src_vocab, tgt_vocab), seed)
 
 
 def translation_loss(model: AttentionGRUTranslator, batch) -> torch.Tensor:

@@ -277,6 +277,21 @@ class _BatchSource:
                 "__iter__ starts again, or a callable batches(step) -> batch") from None
 
 
+def epoch_batches(items, batch_size: int, encode, seed: int = 0):
+    """Endless mini-batches: shuffle ``items`` each epoch, cut full batches, yield ``encode(batch_items)``.
+
+    The last, incomplete batch of an epoch is dropped, so every batch has ``batch_size`` items.
+    """
+    if not 1 <= batch_size <= len(items):
+        raise ValueError(f"batch_size must be in [1, {len(items)}] (the number of items), got {batch_size}")
+    rng = random.Random(seed)
+    order = list(range(len(items)))
+    while True:
+        rng.shuffle(order)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield encode([items[j] for j in order[i:i + batch_size]])
+
+
 def _check_positive_int(name: str, value, allow_none: bool = False):
     if value is None and allow_none:
         return

@@ -49,6 +49,7 @@ __all__ = [
     "EncoderDecoder",
     "to_torch",
     "ACTIVATIONS",
+    "init_normal",
 ]
 
 
@@ -548,6 +549,14 @@ class EncoderDecoder(nn.Module):
         if any(w is None for ws in maps.values() for w in ws):
             raise RuntimeError("no attention weights yet: run the model (forward or greedy_decode) first")
         return maps
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """GPT's and BERT's initialisation, for ``model.apply``: weights N(0, std), biases 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 # ---------------------------------------------------------------------------

@@ -79,6 +79,60 @@ def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) 
     return paths
 
 
+def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[pathlib.Path]:
+    """figures/gpt_pretraining.png (notebook 03): the loss against the entropy floor, and the feeling
+    words' embedding similarity after pretraining."""
+    import torch
+
+    from . import pretraining
+    from .data.stories import FEELINGS, entropy_floor, make_story_corpus
+    from .gpt import GPTConfig
+    from .tokenizers import WordVocab
+
+    corpus = make_story_corpus(seed=0)
+    vocab = WordVocab(corpus.words)
+    config = GPTConfig(vocab_size=len(vocab), block_size=48, n_layer=2, n_head=4, n_embd=64)
+    model, history = pretraining.pretrain_gpt([s.words for s in corpus.train], [s.words for s in corpus.validation],
+                                              vocab, config, steps=steps, seed=seed, eval_every=max(1, steps // 6),
+                                              live_plot=False, progress=False)
+    floor = entropy_floor(corpus.validation)
+    feelings = list(FEELINGS["happy"]) + list(FEELINGS["sad"])
+    e = torch.nn.functional.normalize(model.wte.weight[torch.tensor(vocab.encode(feelings))].detach(), dim=-1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True,
+                                   gridspec_kw={"width_ratios": [1.2, 1]})
+    ax1.plot(history.steps, history.losses, alpha=0.4, label="training loss")
+    ax1.plot([e_["step"] for e_ in history.evals], [e_["val_loss"] for e_ in history.evals], "o-", label="validation")
+    ax1.axhline(floor, color="gray", ls="--", label=f"entropy floor {floor:.3f}")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("nats per token")
+    ax1.set_title("pretraining a GPT on the story world")
+    ax1.legend()
+    viz.plot_heatmap(ax2, e @ e.T, feelings, feelings, cmap="RdBu_r", vmin=-1, vmax=1,
+                     title="feeling words after pretraining: cos(W_e[a], W_e[b])")
+    ax2.tick_params(axis="x", labelrotation=90)
+    path = out_dir / "gpt_pretraining.png"
+    path.write_bytes(viz.figure_to_png(fig, dpi=90))
+    plt.close(fig)
+    return [path]
+
+
+def bert_figures(out_dir: pathlib.Path) -> list[pathlib.Path]:
+    """figures/bert_model_view.png (notebook 04): all-MiniLM-L6-v2's 72 heads on the notes' sentence pair."""
+    from .bert import BertModel
+    from .bert_widgets import ModelView
+    from .pretrained import minilm_path
+    from .tokenizers import WordPieceTokenizer
+
+    path = minilm_path()
+    view = ModelView(BertModel.from_pretrained(path), WordPieceTokenizer.from_file(path / "vocab.txt"),
+                     "the man went to the store", "he bought a gallon of milk")
+    view.layer.value, view.head.value = 1, 3  # measured in notebook 04: the previous-token head
+    out = out_dir / "bert_model_view.png"
+    out.write_bytes(view.render())
+    return [out]
+
+
 def _step_of(words: list[str], word: str) -> int:
     """The decoder step that wrote ``word`` (the last step if it never did, e.g. after a very short run)."""
     return words.index(word) if word in words else len(words) - 1
@@ -90,7 +144,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=400, help="training steps of the translators")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in attention_figures(args.out, steps=args.steps) + transformer_figures(args.out, steps=args.steps):
+    paths = (attention_figures(args.out, steps=args.steps) + transformer_figures(args.out, steps=args.steps)
+             + gpt_figures(args.out) + bert_figures(args.out))
+    for path in paths:
         print("wrote", path)
 
 

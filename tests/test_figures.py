@@ -40,3 +40,13 @@ def test_transformer_figures_are_deterministic(tmp_path):
     assert [p.name for p in runs[0]] == ["add_and_norm.png", "transformer_cross_attention.png"]
     for a, b in zip(*runs):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_gpt_and_bert_figures_are_deterministic(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        runs.append(figures.gpt_figures(tmp_path / name, steps=3) + figures.bert_figures(tmp_path / name))
+    assert [p.name for p in runs[0]] == ["gpt_pretraining.png", "bert_model_view.png"]
+    for a, b in zip(*runs):
+        assert a.read_bytes() == b.read_bytes()

@@ -182,9 +182,9 @@ def attention_grid(attentions: torch.Tensor, gap: int = 1) -> np.ndarray:
 class ModelView(FigureWidget):
     """Widget: the attention of every layer (rows) and head (columns) of a BERT; one head enlarged.
 
-    Controls: sentence A, sentence B (optional), layer and head of the enlarged map. A new text
-    redraws the figure once (new word labels) and keeps it as the background; choosing a layer or
-    head then only repaints the enlarged map and the frame.
+    Controls: sentence A, sentence B (optional), layer and head of the enlarged map. The axes and
+    ticks are drawn once; a new text paints its grid and word labels over them and keeps that as the
+    background; choosing a layer or head then only repaints the enlarged map and the frame.
     """
 
     def __init__(self, model: BertModel, tokenizer, text_a: str = "the man went to the store",
@@ -209,7 +209,7 @@ class ModelView(FigureWidget):
         self.fig = widget_figure((12.0, 5.0))
         self.ax_grid = self.fig.add_axes((0.05, 0.1, 0.5, 0.8))
         self.grid = self.ax_grid.imshow(np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1, interpolation="nearest",
-                                        extent=(0, h, L, 0), aspect="auto")
+                                        extent=(0, h, L, 0), aspect="auto", animated=True)
         self.ax_grid.set_xticks(np.arange(h) + 0.5)
         self.ax_grid.set_xticklabels([str(m + 1) for m in range(h)], fontsize=8)
         self.ax_grid.set_yticks(np.arange(L) + 0.5)
@@ -225,6 +225,8 @@ class ModelView(FigureWidget):
                                       animated=True)
         self.big_title = self.ax_big.set_title("", fontsize=10, animated=True)
         self.labels = []
+        self.save_background()
+        self._base = self._background  # axes, ticks and titles: drawn once, whatever the text
         self._new_text(redraw=False)
         self.redraw()
 
@@ -239,11 +241,16 @@ class ModelView(FigureWidget):
         self.ax_big.set_ylim(extent[2], extent[3])
         for text in self.labels:
             text.remove()
-        self.labels = [self.ax_big.text(j, T - 0.3, token, rotation=90, ha="center", va="top", fontsize=8)
-                       for j, token in enumerate(self.tokens)]
-        self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8)
+        self.labels = [self.ax_big.text(j, T - 0.3, token, rotation=90, ha="center", va="top", fontsize=8,
+                                        animated=True) for j, token in enumerate(self.tokens)]
+        self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8, animated=True)
                         for i, token in enumerate(self.tokens)]
-        self.save_background()
+        # the new background: the fixed parts, plus this text's grid and word labels painted on them
+        canvas = self.fig.canvas
+        canvas.restore_region(self._base)
+        for artist in (self.grid, *self.labels):
+            artist.axes.draw_artist(artist)
+        self._background = canvas.copy_from_bbox(self.fig.bbox)
         if redraw:
             self.redraw()
 

@@ -14,14 +14,7 @@ import pathlib
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["make_story_folder", "FolderTextDataset", "pad_collate", "read_scalars", "get_device"]
-
-
-def get_device() -> torch.device:
-    """The device the course uses: ``cuda`` when PyTorch sees a GPU, else ``cpu`` (see training.default_device)."""
-    from .training import default_device
-
-    return default_device()
+__all__ = ["make_story_folder", "FolderTextDataset", "pad_collate", "read_scalars"]
 
 
 def make_story_folder(root, per_class: int = 50, seed: int = 0) -> pathlib.Path:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -196,10 +196,6 @@ class GPT(nn.Module):
             model.ln_f.weight.copy_(state["ln_f.weight"])
             model.ln_f.bias.copy_(state["ln_f.bias"])
         return model.eval()
-
-    def config_dict(self) -> dict:
-        """The config as a plain dict (what a checkpoint stores: loadable with weights_only=True)."""
-        return asdict(self.config)
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:

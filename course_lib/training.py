@@ -74,6 +74,10 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# the name the PyTorch-basics notebook teaches; one function, two names
+get_device = default_device
+
+
 def _in_notebook() -> bool:
     """True only inside a Jupyter (IPython kernel) session, not in a terminal IPython or pytest."""
     ipython = sys.modules.get("IPython")

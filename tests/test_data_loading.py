@@ -5,7 +5,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from course_lib.data.stories import FEELINGS
-from course_lib.data_loading import FolderTextDataset, get_device, make_story_folder, pad_collate, read_scalars
+from course_lib.data_loading import FolderTextDataset, make_story_folder, pad_collate, read_scalars
+from course_lib.training import default_device, get_device
 
 
 def test_story_folder_round_trip(tmp_path):
@@ -56,4 +57,4 @@ def test_read_scalars(tmp_path):
 
 
 def test_get_device():
-    assert get_device().type in ("cpu", "cuda")
+    assert get_device() == default_device() and get_device().type in ("cpu", "cuda")

@@ -83,6 +83,7 @@ __all__ = [
     "Mistake",
     "NotAttempted",
     "OutputChecker",
+    "Verdict",
     "call_learner",
     "check",
     "exercise_names",
@@ -557,12 +558,32 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def check(name: str, fn: Callable) -> bool:
+class Verdict:
+    """What :func:`check` returns: true when the function is correct.
+
+    A notebook shows a cell's last value; the verdict is already printed, so this one shows
+    nothing (a bare ``False`` under the message would only confuse).
+    """
+
+    def __init__(self, correct: bool):
+        self.correct = correct
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+    def __repr__(self) -> str:
+        return f"Verdict(correct={self.correct})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def check(name: str, fn: Callable) -> Verdict:
     """Check the learner's function ``fn`` for exercise ``name``; print a verdict.
 
     Prints one verdict line (✅ / ❌ / ⏳), plus on failure up to three short lines
     (which input, expected vs got, how to fix, and a pointer to ``hint``).
-    Returns True when ``fn`` is correct, False otherwise.
+    Returns a :class:`Verdict`, true when ``fn`` is correct.
     """
     exercise = get_exercise(name)
     if not callable(fn):
@@ -578,18 +599,18 @@ def check(name: str, fn: Callable) -> bool:
             f"⏳ {name}: not attempted yet — replace `raise NotImplementedError` "
             "with your code, then run check again."
         )
-        return False
+        return Verdict(False)
     except LearnerError as err:  # a custom checker that did not handle it itself
         failure = Failure(f"your function raised {err.one_line()}")
 
     if failure is None:
         print(f"✅ {name}: correct! Your function passes all the test inputs.")
-        return True
+        return Verdict(True)
     lines = [f"{failure.icon} {name}: {failure.summary}"]
     lines += [f"   {d}" for d in failure.details[:2]]
     lines.append(f'   Stuck? Run hint("{name}").')
     print("\n".join(lines))
-    return False
+    return Verdict(False)
 
 
 def hint(name: str) -> None:

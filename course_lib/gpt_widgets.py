@@ -61,12 +61,13 @@ class GenerationExplorer(FigureWidget):
         self.model, self.vocab, self.n = model, vocab, n
         layout = widgets.Layout(width="420px")
         self.prompt = widgets.Text(value=prompt, description="prompt", continuous_update=False, layout=layout)
-        # sampling a story takes a few forward passes: update on release, not while dragging
-        self.temperature = widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature",
-                                               continuous_update=False)
+        # Sliders update continuously: with continuous_update=False, ipywidgets 8 ignores a click on
+        # the track and the arrow keys (the handle moves, the value does not). A redraw is one short
+        # sampling run, and the front end merges the updates of a drag.
+        self.temperature = widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature")
         self.top_k = widgets.IntSlider(value=0, min=0, max=20, description="top-k (0: all)",
-                                       style={"description_width": "initial"}, continuous_update=False)
-        self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
+                                       style={"description_width": "initial"})
+        self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")
         self.status = widgets.HTML()
         for control in (self.prompt, self.temperature, self.top_k, self.seed):
             control.observe(lambda change: self.redraw(), names="value")

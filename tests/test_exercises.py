@@ -45,8 +45,8 @@ def _fresh_hints():
 def run(name, fn, capsys):
     """check() and its printed text."""
     capsys.readouterr()
-    ok = check(name, fn)
-    return ok, capsys.readouterr().out
+    verdict = check(name, fn)
+    return bool(verdict), capsys.readouterr().out
 
 
 def load_solution(name):
@@ -985,3 +985,15 @@ def test_folder_dataset_checker_names_the_mistakes(capsys):
                           (ReverseLabels, "sorted folder names")):
         ok, out = run("folder_dataset", cls, capsys)
         assert ok is False and expected in out.splitlines()[0]
+
+
+def test_a_verdict_is_truthy_and_shows_nothing_in_a_notebook(capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    right, wrong = check(SOFT, load_solution(SOFT)), check(SOFT, lambda H, q: H.sum(0))
+    assert right and not wrong
+    # A cell ending in check(...) hands its value to the display formatter; a kernel sends an
+    # Out[] only when the formatter returns some data.
+    data, _ = InteractiveShell.instance().display_formatter.format(wrong)
+    assert data == {}
+    assert InteractiveShell.instance().display_formatter.format(False)[0] == {"text/plain": "False"}

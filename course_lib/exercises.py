@@ -306,8 +306,11 @@ class OutputChecker:
     # -- comparing ---------------------------------------------------------
 
     def _as_tuple(self, value):
-        """With a single output, the function may return it bare instead of in a tuple."""
-        if len(self.outputs) == 1 and not isinstance(value, (tuple, list)):
+        """With a single output, the function may return it bare instead of in a tuple.
+
+        A list is then the (wrongly typed) output itself, not a sequence of outputs.
+        """
+        if len(self.outputs) == 1 and not isinstance(value, tuple):
             return (value,)
         return value
 
@@ -475,6 +478,8 @@ class OutputChecker:
             return Failure(message, (f"On input {case.description}{at}.",) + note)
         if kind == "return":
             summary = "wrong return value"
+        elif message.startswith("expected") and " to be a " in message:
+            summary = f"wrong type for {kind}"
         elif message.startswith("expected") and " of dtype " in message:
             summary = f"wrong dtype for {kind}"
         elif message.startswith("expected"):
@@ -1189,9 +1194,9 @@ _MLM_SPECIAL = (0, 100, 101, 102, 103)   # [PAD] [UNK] [CLS] [SEP] [MASK], as in
 _MLM_MASK, _MLM_VOCAB = 103, 1000
 
 
-def _mlm_case(g: torch.Generator) -> torch.Tensor:
+def _mlm_case(g: torch.Generator, vocab_size: int = _MLM_VOCAB) -> torch.Tensor:
     """200 sequences of 120 tokens: [CLS] words [SEP], the last 20 of every other row padding."""
-    ordinary = torch.tensor([i for i in range(_MLM_VOCAB) if i not in _MLM_SPECIAL])
+    ordinary = torch.tensor([i for i in range(vocab_size) if i not in _MLM_SPECIAL])
     ids = ordinary[torch.randint(len(ordinary), (200, 120), generator=g)]
     ids[:, 0], ids[:, -21] = 101, 102
     ids[1::2, -20:] = 0
@@ -1244,6 +1249,13 @@ def _mlm_checker(fn: Callable) -> Failure | None:
                         "0.8-0.9 -> a random token, >= 0.9 -> unchanged.",))
     random_ids = inputs[selected & (inputs != _MLM_MASK) & (inputs != ids)]
     if torch.isin(random_ids, torch.tensor(_MLM_SPECIAL)).any():
+        return Failure("a random replacement is a special token: draw replacements among the ordinary tokens",
+                       ("e.g. pick from [i for i in range(vocab_size) if i not in special_token_ids].",))
+    # Among 1,000 ids a replacement drawn from the whole vocabulary rarely hits a special id; among
+    # 110 (5 of them special) some of ~340 replacements surely do.
+    small = _mlm_case(torch.Generator().manual_seed(2), vocab_size=110)
+    small_inputs, _ = call_learner(fn, small, 110, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(3))
+    if torch.isin(small_inputs[small_inputs != small], torch.tensor([i for i in _MLM_SPECIAL if i != _MLM_MASK])).any():
         return Failure("a random replacement is a special token: draw replacements among the ordinary tokens",
                        ("e.g. pick from [i for i in range(vocab_size) if i not in special_token_ids].",))
     again = call_learner(fn, ids, _MLM_VOCAB, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(1))

@@ -915,7 +915,8 @@ def test_check_does_not_raise_on_odd_return_values(capsys):
 # mlm_masking: a statistical checker, with its own diagnoses
 # ---------------------------------------------------------------------------
 
-def _mlm(select=0.15, mask=0.8, rand=0.1, specials_ok=False, in_place=False, labels_everywhere=False, seeded=True):
+def _mlm(select=0.15, mask=0.8, rand=0.1, specials_ok=False, in_place=False, labels_everywhere=False, seeded=True,
+         any_replacement=False):
     def fn(input_ids, vocab_size, mask_token_id, special_token_ids, generator):
         g = generator if seeded else None
         special = torch.tensor(list(special_token_ids))
@@ -925,7 +926,8 @@ def _mlm(select=0.15, mask=0.8, rand=0.1, specials_ok=False, in_place=False, lab
         action = torch.rand(input_ids.shape, generator=g)
         inputs = input_ids if in_place else input_ids.clone()
         randomise = selected & (action >= mask) & (action < mask + rand)
-        choices = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())])
+        choices = torch.tensor([i for i in range(vocab_size)
+                                if any_replacement or i not in set(special.tolist())])
         picks = choices[torch.randint(len(choices), input_ids.shape, generator=g)]
         inputs[selected & (action < mask)] = mask_token_id
         inputs[randomise] = picks[randomise]
@@ -942,6 +944,7 @@ def _mlm(select=0.15, mask=0.8, rand=0.1, specials_ok=False, in_place=False, lab
     (_mlm(in_place=True), "changed in place"),
     (_mlm(labels_everywhere=True), "labels must be -100"),
     (_mlm(seeded=False), "same seeded generator"),
+    (_mlm(any_replacement=True), "random replacement is a special token"),
 ])
 def test_mlm_masking_checker_names_the_mistake(variant, expected, capsys):
     ok, out = run("mlm_masking", variant, capsys)

@@ -306,8 +306,9 @@ class NotebookPage:
             now, top = float(handle.get_attribute("aria-valuenow")), float(handle.get_attribute("aria-valuemax"))
             key = "ArrowLeft" if now >= top else "ArrowRight"
             handle.focus()
-            handle.press(key)
-            return f"{label}: {key}"
+            for _ in range(3):  # three steps: one step of top-k (0 -> 1) would make sampling greedy
+                handle.press(key)
+            return f"{label}: {key} x3"
         if "widget-dropdown" in kind:
             select = control.locator("select")
             options = select.locator("option").all_inner_texts()

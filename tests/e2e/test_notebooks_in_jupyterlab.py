@@ -10,7 +10,10 @@ screenshot per widget state, and the timings, are saved under ``build/e2e/`` (pr
 
 import dataclasses
 import json
+import os
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +32,12 @@ TYPED = {
     "sentence A": "the cat sat on the mat .",                      # MiniLM's WordPiece: any English
     "sentence B": "it was happy to be home .",
 }
+
+# README's gallery: these widget states, copied to $COURSE_E2E_GALLERY when it is set
+# (COURSE_E2E_GALLERY=figures/jupyterlab python -m pytest tests/e2e refreshes them).
+GALLERY = {"01_attention-w1-3": "attention_explorer.png", "02_transformer-w3-5": "transformer_attention.png",
+           "03_gpt-w1-4": "generation_explorer.png", "04_bert-w3-4": "model_view.png",
+           "04_bert-w1-4": "masking_explorer.png"}
 
 # A change must reach the screen quickly; measured medians are far lower (see README).
 MAX_LATENCY_MS = 5000
@@ -103,6 +112,7 @@ def test_notebook_runs_and_its_widgets_respond(name, lab, page, artifacts):
             changed = _changed_fraction(pixels_before, pixels_after)
             shot = shots / f"{name}-w{w + 1}-{c + 1}-{_slug(action)}.png"
             cell.screenshot(path=shot)
+            _to_gallery(f"{name}-w{w + 1}-{c + 1}", shot)
             run.interactions.append(Interaction(name, index, notebook.label(control), action, round(latency, 1),
                                                 round(changed, 4), before["html"] != after["html"],
                                                 str(shot.relative_to(artifacts))))
@@ -114,6 +124,13 @@ def test_notebook_runs_and_its_widgets_respond(name, lab, page, artifacts):
     if not run.widget_cells:
         run.open_to_usable_s = time.monotonic() - opened
     _save(run, artifacts)
+
+
+def _to_gallery(state: str, shot: Path) -> None:
+    folder = os.environ.get("COURSE_E2E_GALLERY")
+    if folder and state in GALLERY:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(folder) / GALLERY[state])
 
 
 def _room_to_drag(control) -> bool:

@@ -64,7 +64,8 @@ class GenerationExplorer(FigureWidget):
         # Sliders update continuously: with continuous_update=False, ipywidgets 8 ignores a click on
         # the track and the arrow keys (the handle moves, the value does not). A redraw is one short
         # sampling run, and the front end merges the updates of a drag.
-        self.temperature = widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature")
+        self.temperature = widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature",
+                                               style={"description_width": "initial"})  # the whole word
         self.top_k = widgets.IntSlider(value=0, min=0, max=20, description="top-k (0: all)",
                                        style={"description_width": "initial"})
         self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")

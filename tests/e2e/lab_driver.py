@@ -139,7 +139,7 @@ NOTEBOOK_STATE_JS = """() => {
 }"""
 
 # Layout problems a learner would see: outputs wider than the notebook, widgets that failed to
-# render, and the same picture shown twice in one cell.
+# render, labels cut off ("temperat..."), and the same picture shown twice in one cell.
 LAYOUT_PROBLEMS_JS = """() => {
   const problems = [];
   const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');
@@ -152,6 +152,10 @@ LAYOUT_PROBLEMS_JS = """() => {
         problems.push(`cell ${i}: a widget did not render: "${out.innerText.slice(0, 80)}"`);
       if (/Error displaying widget|Error rendering output/.test(out.innerText))
         problems.push(`cell ${i}: ${out.innerText.slice(0, 120)}`);
+    });
+    cell.querySelectorAll('.jp-OutputArea .widget-label').forEach(label => {
+      if (label.scrollWidth > label.clientWidth + 1)
+        problems.push(`cell ${i}: the label "${label.innerText}" is cut off`);
     });
     const srcs = [...cell.querySelectorAll('.jp-OutputArea-output img')].map(img => img.src);
     if (new Set(srcs).size < srcs.length) problems.push(`cell ${i}: the same picture is shown twice`);

@@ -642,6 +642,7 @@ def solution(name: str) -> None:
     exercise = get_exercise(name)
     print(f"# Reference solution for {name}: {exercise.signature}")
     print(exercise.solution.strip("\n"))
+    print("# To use it: paste it over your function and give it your function's name (the one you pass to check).")
 
 
 # ---------------------------------------------------------------------------

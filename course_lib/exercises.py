@@ -1248,10 +1248,6 @@ def _mlm_checker(fn: Callable) -> Failure | None:
                        f"unchanged, not 80 / 10 / 10",
                        ("Draw one more uniform number per selected position: < 0.8 -> [MASK], "
                         "0.8-0.9 -> a random token, >= 0.9 -> unchanged.",))
-    random_ids = inputs[selected & (inputs != _MLM_MASK) & (inputs != ids)]
-    if torch.isin(random_ids, torch.tensor(_MLM_SPECIAL)).any():
-        return Failure("a random replacement is a special token: draw replacements among the ordinary tokens",
-                       ("e.g. pick from [i for i in range(vocab_size) if i not in special_token_ids].",))
     # Among 1,000 ids a replacement drawn from the whole vocabulary rarely hits a special id; among
     # 110 (5 of them special) some of ~340 replacements surely do.
     small = _mlm_case(torch.Generator().manual_seed(2), vocab_size=110)

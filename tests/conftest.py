@@ -7,6 +7,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# The browser tests' screenshots and timings land here; the terminal summary prints the folder.
 E2E_ARTIFACTS = Path(os.environ.get("COURSE_E2E_ARTIFACTS", ROOT / "build" / "e2e"))
 
 # `python -m pytest` runs two test processes side by side (pyproject: -n 2). Each then keeps to
@@ -32,6 +33,13 @@ def _rank(item) -> tuple:
 
 def pytest_collection_modifyitems(items):
     items[:] = [item for _, item in sorted(enumerate(items), key=lambda pair: (_rank(pair[1]), pair[0]))]
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where the browser tests save screenshots and timings."""
+    E2E_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return E2E_ARTIFACTS
 
 
 @pytest.fixture(scope="module")

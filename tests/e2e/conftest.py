@@ -10,8 +10,6 @@ from lab_driver import CHROMIUM_ARGS, LabServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
-# Screenshots and timings land here; the terminal summary prints the folder.
-ARTIFACTS = Path(os.environ.get("COURSE_E2E_ARTIFACTS", ROOT / "build" / "e2e"))
 
 
 def _chromium() -> str:
@@ -20,12 +18,6 @@ def _chromium() -> str:
         pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM}. Install it "
                     "(Debian/Ubuntu: apt-get install chromium) or point COURSE_CHROMIUM at one.")
     return path
-
-
-@pytest.fixture(scope="session")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
 
 
 @pytest.fixture(scope="session")

@@ -301,8 +301,8 @@ class NotebookPage:
 
     # --- changing a control as a person would ---------------------------------------------------
     def change(self, control, typed: dict[str, str]) -> str:
-        """Move one control: drag a slider's handle, pick another dropdown option, type and press
-        Enter, or click another toggle button. Returns what was done, for the report."""
+        """Move one control: key a slider's handle three steps, pick another dropdown option, type
+        and press Enter, or click another toggle button. Returns what was done, for the report."""
         kind = control.get_attribute("class")
         label = self.label(control)
         if "widget-slider" in kind:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_driver import NotebookPage, NotebookRun, Interaction
+from lab_driver import CONTROLS, Interaction, NotebookPage, NotebookRun
 
 # Heaviest first, so that when tests run side by side (pytest -n 2) the long ones start early.
 NOTEBOOKS = ["03_gpt", "02_transformer", "01_attention", "04_bert", "05_pytorch_basics"]
@@ -91,8 +91,7 @@ def test_notebook_runs_and_its_widgets_respond(name, lab, page, artifacts):
         cell = notebook.cells().nth(index)
         cell.scroll_into_view_if_needed()
         cell.screenshot(path=shots / f"{name}-w{w + 1}-0-initial.png")
-        controls = cell.locator(".jp-OutputArea").locator(
-            ".widget-slider, .widget-dropdown, .widget-text, .widget-toggle-buttons")
+        controls = cell.locator(".jp-OutputArea").locator(CONTROLS)
         dragged = False
         for c in range(controls.count()):
             control = controls.nth(c)

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from .batching import pad_sequences
+
 __all__ = ["WordVocab", "segment_chinese", "WordPieceTokenizer", "SPECIAL_TOKENS", "PAD", "UNK", "BOS", "EOS"]
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -260,6 +262,28 @@ class WordPieceTokenizer:
             ids += b + [self.sep_id]
             types += [1] * (len(b) + 1)
         return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids)}
+
+    @property
+    def special_ids(self) -> list[int]:
+        """The ids of ``[PAD] [UNK] [CLS] [SEP] [MASK]``, in that order: never masked, never a random replacement."""
+        return [self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id]
+
+    def encode_batch(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None,
+                     max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Many (A, B) pairs -> one padded batch of tensors.
+
+        texts_a: B texts; texts_b: B texts or None entries (default: no second sentence).
+        Returns input_ids, token_type_ids, attention_mask, each (B, T) torch.long with T the
+        longest encoding; padding is ``[PAD]`` in input_ids and 0 in the other two.
+        """
+        if isinstance(texts_a, str):
+            raise TypeError("texts_a must be a list of texts, got a single str; wrap it: [text]")
+        texts_b = [None] * len(texts_a) if texts_b is None else list(texts_b)
+        if len(texts_b) != len(texts_a):
+            raise ValueError(f"texts_b must hold one entry per text in texts_a ({len(texts_a)}), got {len(texts_b)}")
+        encoded = [self.encode(a, b, max_length=max_length) for a, b in zip(texts_a, texts_b)]
+        pad = {"input_ids": self.pad_id, "token_type_ids": 0, "attention_mask": 0}
+        return {key: pad_sequences([e[key] for e in encoded], value) for key, value in pad.items()}
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Ids -> text: ``##`` pieces glued to the piece before them, tokens separated by spaces."""

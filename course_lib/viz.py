@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -386,3 +387,122 @@ class AttentionExplorer(FigureWidget):
         self.view.update(t["source"], t["output"], t["weights"], t.get("contexts"), step=self.step.value - 1,
                          title=f"score s(h, q): {self.score.value}")
         return self.view.to_png()
+
+
+# ---------------------------------------------------------------------------
+# The live loss plot that train() draws in a notebook
+
+# Smoothing of the loss shown in the progress bar and drawn bold in the live plot:
+# ema <- EMA_BETA * ema + (1 - EMA_BETA) * loss, i.e. an average over roughly the last 10 steps.
+EMA_BETA = 0.9
+
+
+def in_notebook() -> bool:
+    """True only inside a Jupyter (IPython kernel) session, not in a terminal IPython or pytest."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:  # never imported, so certainly not running in a kernel
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def ema(values: list[float], beta: float = EMA_BETA) -> list[float]:
+    """Exponential moving average of ``values``, starting at the first value (same length)."""
+    out, avg = [], None
+    for v in values:
+        avg = v if avg is None else beta * avg + (1 - beta) * v
+        out.append(avg)
+    return out
+
+
+class LiveLossPlot:
+    """A loss curve that updates in place in a notebook.
+
+    The figure is created once; ``update`` changes the data of its lines (``set_data``)
+    and, inside a notebook, re-renders the same output cell
+    (``display(fig, display_id=True)`` the first time, ``handle.update(fig)`` after), so
+    a long training leaves one plot behind, not hundreds.
+
+    Outside an IPython kernel (a script, pytest) nothing is displayed, but the lines are
+    still updated, so the plot can be inspected and tested.
+
+    Attributes: ``fig`` (matplotlib Figure), ``ax`` (its Axes), ``raw_line`` (every loss,
+    faint), ``ema_line`` (their moving average, bold), ``floor_line`` (None without
+    ``floor``), ``eval_lines`` (dict metric name -> Line2D, created when first seen).
+    """
+
+    def __init__(self, title="training loss", ylabel="loss", floor: float | None = None,
+                 display: bool | None = None):
+        """
+        title:   str, the title of the axes
+        ylabel:  str, the label of the y axis
+        floor:   optional float, drawn as a dashed horizontal line (e.g. the entropy of the
+                 data, the lowest loss any model can reach)
+        display: True / False to force showing the plot or not; None (default) shows it
+                 only inside an IPython kernel
+        """
+        self.display = in_notebook() if display is None else bool(display)
+        if self.display:
+            # pyplot sets up the notebook's figure rendering; closing the figure right away
+            # keeps the inline backend from showing a second, static copy at the end of the cell.
+            self.fig, self.ax = plt.subplots(figsize=(7, 3.5))
+            plt.close(self.fig)
+        else:
+            # A bare Figure is invisible to pyplot: no window, nothing to leak between tests.
+            self.fig = Figure(figsize=(7, 3.5))
+            self.ax = self.fig.subplots()
+        self._handle = None  # IPython DisplayHandle, created by the first update
+
+        ax = self.ax
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        (self.raw_line,) = ax.plot([], [], color="C0", alpha=0.25, linewidth=1, label="loss")
+        (self.ema_line,) = ax.plot([], [], color="C0", linewidth=2, label="loss (smoothed)")
+        self.floor_line = None
+        if floor is not None:
+            self.floor_line = ax.axhline(float(floor), color="gray", linestyle="--", linewidth=1,
+                                         label=f"floor {float(floor):.3g}")
+        self.eval_lines = {}
+        ax.legend(loc="upper right")
+
+    def update(self, steps, losses, evals=None):
+        """Redraw with new data.
+
+        steps:  sequence of int, x values of the losses
+        losses: sequence of float, same length as ``steps``
+        evals:  optional list of dicts ``{"step": int, **metrics}`` (as in ``History.evals``);
+                every metric whose name contains "loss" is drawn as markers
+        """
+        steps, losses = list(steps), [float(x) for x in losses]
+        if len(steps) != len(losses):
+            raise ValueError(f"LiveLossPlot.update: steps and losses must have the same length, "
+                             f"got {len(steps)} steps and {len(losses)} losses")
+        self.raw_line.set_data(steps, losses)
+        self.ema_line.set_data(steps, ema(losses))
+
+        for name in sorted({k for e in (evals or []) for k in e if k != "step" and "loss" in k}):
+            if name not in self.eval_lines:
+                color = f"C{1 + len(self.eval_lines)}"
+                (self.eval_lines[name],) = self.ax.plot([], [], "o-", color=color, markersize=4,
+                                                        linewidth=1, label=name)
+                self.ax.legend(loc="upper right")  # the legend has to learn about the new line
+            points = [(e["step"], float(e[name])) for e in evals if name in e]
+            self.eval_lines[name].set_data([p[0] for p in points], [p[1] for p in points])
+
+        # Fit the axes to the data (the floor line counts for the y range).
+        self.ax.relim()
+        self.ax.autoscale_view()
+
+        if self.display:
+            from IPython.display import display
+
+            if self._handle is None:
+                self._handle = display(self.fig, display_id=True)
+            else:
+                self._handle.update(self.fig)
+
+    def close(self):
+        """Release the figure (the picture already shown in the notebook stays)."""
+        plt.close(self.fig)

@@ -1,15 +1,15 @@
-"""One training loop for every notebook of the course, plus safe checkpoints.
+"""The one training loop of the course: seeds, devices, the loop, its history.
 
     history = train(model, batches, loss_fn, steps=500, lr=3e-3, eval_fn=evaluate, eval_every=100)
 
 - ``train`` runs ``steps`` optimizer updates. Each step draws a batch, moves it to the
   model's device, computes ``loss_fn(model, batch)``, backpropagates, clips the gradient
-  norm and updates. It shows a progress bar and, inside a notebook, a live loss curve.
+  norm and updates. It shows a progress bar and, inside a notebook, a live loss curve
+  (``viz.LiveLossPlot``); with ``checkpoint_path`` it saves a checkpoint at the end
+  (``checkpoints.save_checkpoint``).
 - ``History`` is what ``train`` returns: every training loss and every evaluation.
-- ``LiveLossPlot`` (in ``viz``) is the loss curve it draws in a notebook.
-- ``save_checkpoint`` / ``load_checkpoint`` write and read model (and optimizer) state.
-  Writes are atomic (a crash never leaves half a file behind) and reads use
-  ``torch.load(..., weights_only=True)``, so loading a file never runs code from it.
+- ``set_seed``, ``default_device`` / ``get_device``, ``evaluating(model)``, ``cosine_factor``:
+  the pieces around it.
 
 Step numbering: a step index is the number of optimizer updates the model had received
 when the value was measured. The training loss of step ``s`` (``s = 0 .. steps-1``) is
@@ -21,25 +21,22 @@ import contextlib
 import math
 import numbers
 import os
-import pickle
 import random
-import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from ._checks import check_positive_int
+from .batching import to_device
+from .checkpoints import save_checkpoint
 from .viz import EMA_BETA, LiveLossPlot, in_notebook
 
-
-CHECKPOINT_FORMAT = "course_lib.checkpoint/1"
-
+__all__ = ["set_seed", "default_device", "get_device", "evaluating", "History", "cosine_factor", "train"]
 
 
 # -----------------------------------------------------------------------------
@@ -122,20 +119,6 @@ class History:
 # the training loop
 
 
-def _to_device(batch, device: torch.device):
-    """Move every tensor of ``batch`` (a tensor, or tuples / lists / dicts nesting them) to
-    ``device``; anything else (strings, ints, ...) is returned unchanged."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple keeps its type
-        return type(batch)(*(_to_device(v, device) for v in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
 class _BatchSource:
     """Hands out one batch per step, from an iterable (restarted when it runs out, so a
     list or a DataLoader gives epochs) or from a callable ``batches(step)``."""
@@ -181,29 +164,6 @@ class _BatchSource:
                 "__iter__ starts again, or a callable batches(step) -> batch") from None
 
 
-def epoch_batches(items, batch_size: int, encode, seed: int = 0):
-    """Endless mini-batches: shuffle ``items`` each epoch, cut full batches, yield ``encode(batch_items)``.
-
-    The last, incomplete batch of an epoch is dropped, so every batch has ``batch_size`` items.
-    """
-    if not 1 <= batch_size <= len(items):
-        raise ValueError(f"batch_size must be in [1, {len(items)}] (the number of items), got {batch_size}")
-    rng = random.Random(seed)
-    order = list(range(len(items)))
-    while True:
-        rng.shuffle(order)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            yield encode([items[j] for j in order[i:i + batch_size]])
-
-
-def _check_positive_int(name: str, value, allow_none: bool = False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        expected = "a positive int" + (" or None" if allow_none else "")
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-
-
 def _check_loss(loss, step: int, lr: float) -> float:
     """Check what loss_fn returned; return its value as a Python float."""
     if not isinstance(loss, torch.Tensor):
@@ -226,13 +186,8 @@ def _check_loss(loss, step: int, lr: float) -> float:
 
 def _evaluate(model: nn.Module, eval_fn, step: int) -> dict:
     """Call eval_fn(model) in eval mode without gradients; return {"step": step, **metrics}."""
-    was_training = model.training
-    model.eval()  # dropout off, etc.
-    try:
-        with torch.no_grad():
-            metrics = eval_fn(model)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():  # dropout off, etc.
+        metrics = eval_fn(model)
     if not isinstance(metrics, Mapping):
         raise TypeError(f"eval_fn must return a dict of metric name -> number, "
                         f"got {type(metrics).__name__} {metrics!r}")
@@ -297,7 +252,7 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function loss_fn(model, batch) -> scalar tensor, "
                         f"got {type(loss_fn).__name__}")
-    _check_positive_int("steps", steps)
+    check_positive_int("steps", steps)
     if optimizer is None:
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
@@ -313,10 +268,10 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     if eval_fn is not None and not callable(eval_fn):
         raise TypeError(f"eval_fn must be a function eval_fn(model) -> dict or None, "
                         f"got {type(eval_fn).__name__}")
-    _check_positive_int("eval_every", eval_every, allow_none=True)
+    check_positive_int("eval_every", eval_every, allow_none=True)
     if eval_every is not None and eval_fn is None:
         raise ValueError(f"eval_every={eval_every} needs an eval_fn to call, got eval_fn=None")
-    _check_positive_int("plot_every", plot_every)
+    check_positive_int("plot_every", plot_every)
     if live_plot is not None and not isinstance(live_plot, (bool, LiveLossPlot)):
         raise TypeError(f"live_plot must be None, True, False or a LiveLossPlot, got {live_plot!r}")
     if checkpoint_path is not None and not isinstance(checkpoint_path, (str, os.PathLike)):
@@ -350,8 +305,6 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     elif live_plot or (live_plot is None and in_notebook()):
         plot = LiveLossPlot(title=desc)
 
-    from tqdm.auto import tqdm
-
     history = History()
     was_training = model.training
     model.train()
@@ -360,7 +313,7 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     try:
         smoothed = None
         for step in range(steps):
-            batch = _to_device(source.get(step), device)
+            batch = to_device(source.get(step), device)
             loss = loss_fn(model, batch)
             value = _check_loss(loss, step, current_lr)
 
@@ -404,176 +357,3 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
         save_checkpoint(checkpoint_path, model, optimizer=optimizer, step=steps,
                         extra={"history": asdict(history)})
     return history
-
-
-# -----------------------------------------------------------------------------
-# checkpoints
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: damaged, not a course checkpoint, or made for
-    a different model. The message says which file and what is wrong."""
-
-
-_PLAIN_SCALARS = (type(None), bool, int, float, str)
-
-
-def _check_plain(value, where: str):
-    """Raise TypeError unless ``value`` is plain data: None, bool, int, float, str, and
-    lists / tuples / dicts (with str or int keys) of them, nested freely.
-
-    Exact types are checked on purpose: numpy.float64 is a subclass of float, yet it would
-    be pickled as a numpy object, which ``torch.load(weights_only=True)`` refuses.
-    """
-    if type(value) in _PLAIN_SCALARS:
-        return
-    if type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
-        return
-    if type(value) is dict:
-        for key, item in value.items():
-            if type(key) not in (str, int):
-                raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}; "
-                                "keys must be str or int")
-            _check_plain(item, f"{where}[{key!r}]")
-        return
-    raise TypeError(
-        f"{where} is a {type(value).__module__}.{type(value).__name__}; a checkpoint's extra may "
-        "only hold plain Python values (str, int, float, bool, None, and lists / dicts of them) "
-        "so that it loads with weights_only=True. Convert it first, e.g. tensor.tolist() or float(x)")
-
-
-def save_checkpoint(path, model, *, optimizer=None, step=None, extra: dict | None = None) -> Path:
-    """Save model (and optimizer) state to ``path``; return the path.
-
-    model:     nn.Module, its state_dict is saved
-    optimizer: optional torch.optim.Optimizer, its state_dict is saved (to resume training)
-    step:      optional int, e.g. the number of optimizer updates done
-    extra:     optional dict of plain Python values (str, int, float, bool, None, lists and
-               dicts of them): hyperparameters, the loss history, ...
-
-    The file holds only tensors and plain data, so ``torch.load(path, weights_only=True)``
-    reads it. The write is atomic: the data goes to a temporary file in the same folder,
-    which then replaces ``path`` in one step, so an interrupted save never damages an
-    existing checkpoint. Parent folders are created.
-    """
-    path = Path(path)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
-        raise TypeError(f"step must be an int or None, got {step!r}")
-    if extra is None:
-        extra = {}
-    if type(extra) is not dict:
-        raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
-    _check_plain(extra, "extra")
-
-    content = {
-        "format": CHECKPOINT_FORMAT,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "step": int(step) if step is not None else None,
-        "extra": extra,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(content, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the file gets its real name
-        os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt too: never leave a half-written file around
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _shape(value):
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-
-
-def _state_dict_problems(expected: dict, found: dict) -> list[str]:
-    """One line per key that differs between the model's state_dict and the file's."""
-    problems = []
-    for key, value in expected.items():
-        if key not in found:
-            problems.append(f"'{key}': missing from the file (the model expects shape {_shape(value)})")
-        elif isinstance(value, torch.Tensor) and _shape(found[key]) != _shape(value):
-            problems.append(f"'{key}': the model expects shape {_shape(value)}, "
-                            f"the file has {_shape(found[key])}")
-    for key, value in found.items():
-        if key not in expected:
-            problems.append(f"'{key}': in the file but not in the model (shape {_shape(value)})")
-    return problems
-
-
-def load_checkpoint(path, model, *, optimizer=None, map_location="cpu") -> dict:
-    """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``optimizer``).
-
-    Returns ``{"step": int or None, "extra": dict}``.
-
-    Raises FileNotFoundError when there is no file at ``path``, and CheckpointError when
-    the file is damaged, is not a course checkpoint, or does not match the model (the
-    message lists the keys that differ). The model is only changed when everything fits.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: run the training cell first "
-                                "(it saves the checkpoint), or check the path")
-    rerun = "Delete it and re-run the training cell to write a fresh checkpoint."
-    try:
-        with warnings.catch_warnings():
-            # A pickle that is not a PyTorch file makes torch warn about its protocol before
-            # failing; the CheckpointError below says what matters.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            content = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        # The original error is chained below; the message here says it in plain words.
-        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
-            what = ("it contains Python objects other than tensors and plain data, which are "
-                    "refused because loading them could run arbitrary code")
-        else:
-            what = (f"the file is damaged, cut off, or not a checkpoint written by "
-                    f"save_checkpoint ({type(e).__name__})")
-        raise CheckpointError(f"cannot read the checkpoint {path}: {what}. {rerun}") from e
-
-    if not isinstance(content, dict) or "format" not in content:
-        raise CheckpointError(f"{path} is not a course checkpoint: it holds a "
-                              f"{type(content).__name__}, not the dict save_checkpoint writes. {rerun}")
-    if content["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} has format {content['format']!r}, expected "
-                              f"{CHECKPOINT_FORMAT!r} (written by another version?). {rerun}")
-    if not isinstance(content.get("model"), dict):
-        raise CheckpointError(f"{path} has no model state. {rerun}")
-
-    problems = _state_dict_problems(model.state_dict(), content["model"])
-    if problems:
-        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise CheckpointError(
-            f"the checkpoint {path} does not fit this model ({len(problems)} differences):\n  "
-            + "\n  ".join(problems[:5]) + more
-            + "\nBuild the model with the same sizes as when it was saved, or re-run the training cell.")
-
-    # The optimizer first: if its state does not fit, the model is still untouched.
-    if optimizer is not None:
-        if content.get("optimizer") is None:
-            raise CheckpointError(f"the checkpoint {path} has no optimizer state "
-                                  "(it was saved without optimizer=); load it without optimizer=")
-        try:
-            optimizer.load_state_dict(content["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"the optimizer state in {path} does not fit this optimizer: {e}. "
-                                  "Build the optimizer over the same parameters, or re-run the training cell.") from e
-    try:
-        model.load_state_dict(content["model"], strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"the checkpoint {path} does not fit this model: {e}") from e
-    return {"step": content.get("step"), "extra": content.get("extra") or {}}

@@ -1,12 +1,11 @@
-"""Notebook 05's data-loading helpers: the story folder, the Dataset, pad_collate, TensorBoard read-back."""
+"""Tests of course_lib.data.folders (notebook 05): the story folder, the Dataset, pad_collate."""
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from course_lib.data.stories import FEELINGS
-from course_lib.data_loading import FolderTextDataset, make_story_folder, pad_collate, read_scalars
-from course_lib.training import default_device, get_device
+from course_lib.data.folders import FolderTextDataset, make_story_folder, pad_collate
 
 
 def test_story_folder_round_trip(tmp_path):
@@ -41,20 +40,10 @@ def test_pad_collate_in_a_dataloader():
         pad_collate([])
 
 
-def test_read_scalars(tmp_path):
-    pytest.importorskip("tensorboard")
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(tmp_path) as writer:
-        for step in range(5):
-            writer.add_scalar("loss/train", 1.0 / (step + 1), step)
-    scalars = read_scalars(tmp_path)
-    steps, values = scalars["loss/train"]
-    assert steps == [0, 1, 2, 3, 4]
-    assert values == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
-    with pytest.raises(FileNotFoundError, match="no log folder"):
-        read_scalars(tmp_path / "none")
-
-
-def test_get_device():
-    assert get_device() == default_device() and get_device().type in ("cpu", "cuda")
+def test_dataset_works_in_dataloader_workers_started_by_spawn(tmp_path):
+    """Workers started by spawn (macOS, Windows) import the Dataset's class by name, so it must live in a module."""
+    root = make_story_folder(tmp_path / "stories", per_class=2, seed=0)
+    loader = DataLoader(FolderTextDataset(root), batch_size=4, num_workers=1,
+                        multiprocessing_context="spawn")
+    texts, labels = next(iter(loader))
+    assert len(texts) == 4 and labels.tolist() == [0, 0, 1, 1]

@@ -1,11 +1,12 @@
-"""Notebook 03's recipes: story batches, the LM loss against the floor, pretraining, fine-tuning."""
+"""Tests of course_lib.tasks.gpt (notebook 03): story batches, the LM loss, pretraining, fine-tuning."""
 
 import pytest
 import torch
 
-from course_lib import pretraining as P
+from course_lib.batching import IGNORE_INDEX
 from course_lib.data.stories import make_mood_task, make_story_corpus
-from course_lib.gpt import IGNORE_INDEX, GPT, GPTConfig
+from course_lib.gpt import GPT, GPTConfig
+from course_lib.tasks import gpt as P
 from course_lib.tokenizers import WordVocab
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -42,7 +43,9 @@ def test_evaluate_lm_is_the_mean_loss_per_token(world):
     inputs, targets = P.encode_stories(texts, vocab, 48)
     with torch.no_grad():
         expected = model.eval()(inputs, targets)[1].item()
+    model.train()
     assert P.evaluate_lm(model, texts, vocab, batch_size=7) == pytest.approx(expected, rel=1e-5)
+    assert model.training  # the mode is given back
 
 
 def test_pretraining_learns_and_is_deterministic(world):
@@ -64,11 +67,21 @@ def test_finetuning_from_scratch_or_pretrained(world):
     model = P.finetune_classifier(task.train, vocab, pretrained=pretrained, lm_weight=0.5, steps=40, lr=3e-3)
     assert all(torch.equal(v, pretrained.state_dict()[k]) for k, v in before.items())  # the original is untouched
     assert P.classifier_accuracy(model, task.train, vocab) == 1.0  # it can at least fit its 16 examples
+    model.train()
     assert 0.0 <= P.classifier_accuracy(model, task.test, vocab) <= 1.0
+    assert model.training  # the mode is given back
     scratch = P.finetune_classifier(task.train, vocab, config=config, steps=5)
     assert scratch.gpt is not pretrained
     with pytest.raises(ValueError, match="exactly one of pretrained"):
         P.finetune_classifier(task.train, vocab, pretrained=pretrained, config=config)
+
+
+def test_encode_examples_pads_after_bos_and_gives_lengths(world):
+    _, vocab, _ = world
+    ids, lengths = P.encode_examples([["he", "smiled", "."], ["."]], vocab)
+    assert ids.tolist() == [[vocab.bos_id] + vocab.encode(["he", "smiled", "."]),
+                            [vocab.bos_id, vocab.stoi["."], vocab.pad_id, vocab.pad_id]]
+    assert lengths.tolist() == [4, 2]
 
 
 def test_text_windows_are_shifted_slices():

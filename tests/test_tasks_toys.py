@@ -1,6 +1,11 @@
+"""Tests of course_lib.tasks.toys (notebook 01): the neighbour task and the tense tagger."""
+
 import torch
 
-from course_lib import toys
+from course_lib.data import NOTES_EXAMPLES, make_translation_corpus
+from course_lib.tasks import toys
+from course_lib.tokenizers import WordVocab
+from course_lib.training import train
 
 
 def test_neighbour_targets():
@@ -26,8 +31,6 @@ def test_model_shapes():
 
 
 def test_tense_labels_follow_the_grammar():
-    from course_lib.data import NOTES_EXAMPLES, make_translation_corpus
-
     assert [toys.TENSES[toys.tense_of(p)] for p in NOTES_EXAMPLES] == ["present", "past", "past"]
     corpus = make_translation_corpus(num_sentences=300, seed=1)
     future = [p for p in corpus.train if toys.tense_of(p) == toys.TENSES.index("future")]
@@ -35,10 +38,6 @@ def test_tense_labels_follow_the_grammar():
 
 
 def test_tense_tagger_learns_to_look_at_the_markers():
-    from course_lib.data import make_translation_corpus
-    from course_lib.tokenizers import WordVocab
-    from course_lib.training import train
-
     corpus = make_translation_corpus(num_sentences=600, seed=2)
     vocab = WordVocab(corpus.zh_words)
     g = torch.Generator().manual_seed(0)

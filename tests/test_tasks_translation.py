@@ -1,11 +1,12 @@
-"""The GRU encoder-decoder with attention of notebook 01."""
+"""Tests of course_lib.tasks.translation: the GRU translator (notebook 01) and the Transformer recipe (02)."""
 
 import pytest
 import torch
 
-from course_lib import seq2seq
 from course_lib.data import SentencePair, make_translation_corpus
+from course_lib.tasks import translation
 from course_lib.tokenizers import WordVocab
+from course_lib.transformer import EncoderDecoder
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,8 @@ def setup():
 @pytest.mark.parametrize("score", ["additive", "dot", "scaled_dot", "bilinear"])
 def test_shapes_and_weights(setup, score):
     corpus, sv, tv = setup
-    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16, score=score)
-    batch = next(seq2seq.translation_batches(corpus.train, sv, tv, batch_size=8))
+    model = translation.AttentionGRUTranslator(len(sv), len(tv), d_model=16, score=score)
+    batch = next(translation.translation_batches(corpus.train, sv, tv, batch_size=8))
     src, lengths, tgt_in, tgt_out = batch
     logits, weights = model(src, lengths, tgt_in)
     assert logits.shape == (8, tgt_in.shape[1], len(tv))
@@ -32,11 +33,11 @@ def test_shapes_and_weights(setup, score):
 
 def test_padding_does_not_change_a_sentence(setup):
     corpus, sv, tv = setup
-    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16).eval()
+    model = translation.AttentionGRUTranslator(len(sv), len(tv), d_model=16).eval()
     short = min(corpus.train, key=lambda p: len(p.zh))
     long = max(corpus.train, key=lambda p: len(p.zh))
-    alone = seq2seq._encode_pairs([short], sv, tv)
-    together = seq2seq._encode_pairs([short, long], sv, tv)
+    alone = translation.encode_pairs([short], sv, tv)
+    together = translation.encode_pairs([short, long], sv, tv)
     a, wa = model(alone[0], alone[1], alone[2])
     b, wb = model(together[0], together[1], together[2][:, :alone[2].shape[1]])
     T, S = a.shape[1], len(short.zh)
@@ -46,17 +47,17 @@ def test_padding_does_not_change_a_sentence(setup):
 
 def test_trace_is_consistent(setup):
     corpus, sv, tv = setup
-    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
+    model = translation.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
     zh = list(corpus.test[0].zh)
-    trace = seq2seq.trace_translation(model, zh, sv, tv, max_len=6)
+    trace = translation.trace_translation(model, zh, sv, tv, max_len=6)
     T, S = len(trace["output"]), len(zh)
     assert trace["weights"].shape == (T, S) and trace["contexts"].shape == (T, 16)
     assert torch.allclose(trace["contexts"], trace["weights"] @ trace["encoder_states"], atol=1e-6)
     assert model.training  # mode restored
     with pytest.raises(TypeError, match="list of words"):
-        seq2seq.translate(model, "我爱你", sv, tv)
+        translation.translate(model, "我爱你", sv, tv)
     with pytest.raises(ValueError, match="at least one word"):
-        seq2seq.translate(model, [], sv, tv)
+        translation.translate(model, [], sv, tv)
 
 
 class _OracleModel(torch.nn.Module):
@@ -79,18 +80,20 @@ class _OracleModel(torch.nn.Module):
 def test_alignment_score_counts_peaks(setup):
     corpus, sv, tv = setup
     pairs = [p for p in corpus.test if any(p.reordered)][:20]
-    assert seq2seq.alignment_score(_OracleModel(pairs), pairs, sv, tv)["reordered"] == 1.0
-    assert seq2seq.alignment_score(_OracleModel(pairs, shift=1), pairs, sv, tv)["reordered"] == 0.0
+    oracle = _OracleModel(pairs)
+    assert translation.alignment_score(oracle, pairs, sv, tv)["reordered"] == 1.0
+    assert oracle.training  # forced_attention gives the mode back
+    assert translation.alignment_score(_OracleModel(pairs, shift=1), pairs, sv, tv)["reordered"] == 0.0
     plain = [SentencePair(("我",), ("I",), (0,), (False,))]
     with pytest.raises(ValueError, match="no reordered"):
-        seq2seq.alignment_score(_OracleModel(plain), plain, sv, tv)
+        translation.alignment_score(_OracleModel(plain), plain, sv, tv)
 
 
 def test_training_learns_and_is_deterministic(setup):
     corpus, sv, tv = setup
     kwargs = dict(d_model=32, steps=40, batch_size=32, live_plot=False, progress=False)
-    m1, h1 = seq2seq.train_translator(corpus, sv, tv, **kwargs)
-    m2, h2 = seq2seq.train_translator(corpus, sv, tv, **kwargs)
+    m1, h1 = translation.train_translator(corpus, sv, tv, **kwargs)
+    m2, h2 = translation.train_translator(corpus, sv, tv, **kwargs)
     assert h1.losses == h2.losses
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     assert sum(h1.losses[-5:]) / 5 < 0.6 * sum(h1.losses[:5]) / 5
@@ -99,8 +102,8 @@ def test_training_learns_and_is_deterministic(setup):
 def test_bad_input(setup):
     _, sv, tv = setup
     with pytest.raises(ValueError, match="d_model must be even"):
-        seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=15)
-    model = seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
+        translation.AttentionGRUTranslator(len(sv), len(tv), d_model=15)
+    model = translation.AttentionGRUTranslator(len(sv), len(tv), d_model=16)
     with pytest.raises(ValueError, match="src must be"):
         model.encode(torch.zeros(3, dtype=torch.long), torch.tensor([3]))
 
@@ -110,8 +113,6 @@ def test_bad_input(setup):
 # ---------------------------------------------------------------------------
 
 def _small_transformer(sv, tv, **kw):
-    from course_lib.transformer import EncoderDecoder
-
     torch.manual_seed(0)
     return EncoderDecoder(len(sv), len(tv), d_model=16, num_heads=2, d_ff=32, num_layers=2, max_len=32, **kw)
 
@@ -119,13 +120,14 @@ def _small_transformer(sv, tv, **kw):
 def test_transformer_loss_and_evaluation(setup):
     corpus, sv, tv = setup
     model = _small_transformer(sv, tv)
-    batch = next(seq2seq.translation_batches(corpus.train, sv, tv, batch_size=8))
-    loss = seq2seq.transformer_translation_loss(model, batch)
+    batch = next(translation.translation_batches(corpus.train, sv, tv, batch_size=8))
+    loss = translation.transformer_translation_loss(model, batch)
     assert loss.shape == () and torch.isfinite(loss)
     loss.backward()
     assert model.encoder.embedding.tok.weight.grad is not None
-    result = seq2seq.evaluate_translation(model, corpus.test[:20], sv, tv)
+    result = translation.evaluate_translation(model, corpus.test[:20], sv, tv)
     assert 0.0 <= result["exact_match"] <= 1.0
+    assert model.training  # evaluated in eval mode, the mode given back
 
 
 def test_trace_transformer_matches_step_by_step_decoding(setup):
@@ -133,7 +135,7 @@ def test_trace_transformer_matches_step_by_step_decoding(setup):
     corpus, sv, tv = setup
     model = _small_transformer(sv, tv).eval()
     zh = list(corpus.test[0].zh)
-    trace = seq2seq.trace_transformer(model, zh, sv, tv, max_len=8)
+    trace = translation.trace_transformer(model, zh, sv, tv, max_len=8)
     T = len(trace["output"])
     assert trace["target_inputs"][0] == "<bos>" and trace["target_inputs"][1:] == trace["output"][:-1]
     assert trace["maps"]["encoder_self"].shape == (2, 2, len(zh), len(zh))
@@ -146,9 +148,9 @@ def test_trace_transformer_matches_step_by_step_decoding(setup):
     for layer in range(2):
         assert torch.allclose(last_step[layer][0], trace["maps"]["cross"][layer, :, :steps], atol=1e-5)
     with pytest.raises(TypeError, match="list of words"):
-        seq2seq.trace_transformer(model, "我爱你", sv, tv)
+        translation.trace_transformer(model, "我爱你", sv, tv)
     with pytest.raises(ValueError, match="at least one word"):
-        seq2seq.trace_transformer(model, [], sv, tv)
+        translation.trace_transformer(model, [], sv, tv)
 
 
 def test_alignment_hits_scores_every_head(setup):
@@ -161,7 +163,7 @@ def test_alignment_hits_scores_every_head(setup):
             w[0, j, max(i, 0)] = 1.0
             w[1, j, (max(i, 0) + 1) % len(p.zh)] = 1.0
         oracle.append(w)
-    result = seq2seq._alignment_hits(oracle, pairs)
+    result = translation.alignment_hits(oracle, pairs)
     assert result["reordered"].tolist() == [1.0, 0.0]
     assert result["all_aligned"].tolist() == [1.0, 0.0]
 
@@ -170,7 +172,7 @@ def test_cross_attention_alignment_shape(setup):
     corpus, sv, tv = setup
     model = _small_transformer(sv, tv)
     pairs = [p for p in corpus.test if any(p.reordered)][:10]
-    result = seq2seq.cross_attention_alignment(model, pairs, sv, tv)
+    result = translation.cross_attention_alignment(model, pairs, sv, tv)
     assert result["reordered"].shape == result["all_aligned"].shape == (2, 2)
     assert ((result["reordered"] >= 0) & (result["reordered"] <= 1)).all()
     assert model.training  # the model's mode is given back
@@ -179,10 +181,10 @@ def test_cross_attention_alignment_shape(setup):
 def test_transformer_training_learns_and_is_deterministic(setup):
     corpus, sv, tv = setup
     kwargs = dict(d_model=32, num_heads=2, d_ff=64, steps=60, lr=1e-2, batch_size=32, live_plot=False, progress=False)
-    m1, h1 = seq2seq.train_transformer_translator(corpus, sv, tv, **kwargs)
-    m2, h2 = seq2seq.train_transformer_translator(corpus, sv, tv, **kwargs)
+    m1, h1 = translation.train_transformer_translator(corpus, sv, tv, **kwargs)
+    m2, h2 = translation.train_transformer_translator(corpus, sv, tv, **kwargs)
     assert h1.losses == h2.losses
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     assert sum(h1.losses[-5:]) / 5 < 0.6 * sum(h1.losses[:5]) / 5
-    _, h3 = seq2seq.train_transformer_translator(corpus, sv, tv, norm_first=True, **kwargs)
+    _, h3 = translation.train_transformer_translator(corpus, sv, tv, norm_first=True, **kwargs)
     assert h3.losses != h1.losses

@@ -1,10 +1,8 @@
-"""Tests of course_lib.training: the training loop, the live plot and the checkpoints.
+"""Tests of course_lib.training (the training loop) and of the live loss plot it draws (course_lib.viz).
 
 Every model here is tiny (nn.Linear on a synthetic regression), so the file runs in seconds.
 """
 
-import os
-import pickle
 import random
 
 import matplotlib
@@ -17,16 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.training import (
-    CheckpointError,
-    History,
-    LiveLossPlot,
-    default_device,
-    load_checkpoint,
-    save_checkpoint,
-    set_seed,
-    train,
-)
+from course_lib.training import History, cosine_factor, default_device, evaluating, get_device, set_seed, train
+from course_lib.viz import LiveLossPlot
 
 # -----------------------------------------------------------------------------
 # a learnable problem: y = x @ W_true.T + b_true, with a little noise
@@ -88,12 +78,26 @@ def test_set_seed_returns_seeded_generator_and_seeds_globals():
 def test_default_device_is_cuda_or_cpu():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert default_device() == torch.device(expected)
+    assert get_device() == default_device()  # the name notebook 05 teaches
 
 
 def test_history_last_eval():
     assert History().last_eval() is None
     h = History(steps=[0], losses=[1.0], evals=[{"step": 1, "a": 1.0}, {"step": 2, "a": 0.5}])
     assert h.last_eval() == {"step": 2, "a": 0.5}
+
+
+@pytest.mark.parametrize("was_training", [True, False])
+def test_evaluating_switches_to_eval_mode_and_restores_the_mode_even_on_error(was_training):
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    model.train(was_training)
+    with evaluating(model) as inside:
+        assert inside is model and not model.training and not model[1].training
+    assert model.training == was_training and model[1].training == was_training
+    with pytest.raises(RuntimeError, match="boom"):
+        with evaluating(model):
+            raise RuntimeError("boom")
+    assert model.training == was_training
 
 
 # -----------------------------------------------------------------------------
@@ -505,234 +509,7 @@ def test_live_plot_is_off_by_default_outside_a_notebook():
     assert len(plt.get_fignums()) == n_figs
 
 
-# -----------------------------------------------------------------------------
-# checkpoints
-
-
-def trained(steps=5):
-    x, y = make_data(64)
-    model = make_model()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    train(model, as_batches(x, y), mse, steps=steps, optimizer=opt, **QUIET)
-    return model, opt, as_batches(x, y)
-
-
-EXTRA = {"lr": 1e-2, "name": "linear", "ok": True, "none": None, "sizes": [4, 2],
-         "nested": {"a": [1.5, {"b": "c"}]}, "pair": (1, 2)}
-
-
-def test_checkpoint_round_trip_restores_everything(tmp_path):
-    model, opt, batches = trained()
-    path = save_checkpoint(tmp_path / "sub" / "dir" / "model.pt", model, optimizer=opt, step=5, extra=EXTRA)
-    assert path == tmp_path / "sub" / "dir" / "model.pt" and path.exists()
-
-    model2 = make_model(seed=99)
-    opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-2)
-    info = load_checkpoint(path, model2, optimizer=opt2)
-    assert info == {"step": 5, "extra": EXTRA}
-    for (k, a), (k2, b) in zip(model.state_dict().items(), model2.state_dict().items()):
-        assert k == k2 and torch.equal(a, b)
-    s1, s2 = opt.state_dict(), opt2.state_dict()
-    assert s1["param_groups"] == s2["param_groups"]
-    for i in s1["state"]:
-        for key in s1["state"][i]:
-            assert torch.equal(torch.as_tensor(s1["state"][i][key]), torch.as_tensor(s2["state"][i][key]))
-
-    # training continues identically from the original and from the restored copy
-    h1 = train(model, batches, mse, steps=5, optimizer=opt, **QUIET)
-    h2 = train(model2, batches, mse, steps=5, optimizer=opt2, **QUIET)
-    assert h1.losses == h2.losses
-
-
-def test_checkpoint_loads_with_plain_weights_only_torch_load(tmp_path):
-    model, opt, _ = trained()
-    path = save_checkpoint(tmp_path / "m.pt", model, optimizer=opt, step=5, extra=EXTRA)
-    content = torch.load(path, weights_only=True)
-    assert content["format"] == "course_lib.checkpoint/1"
-    assert set(content) == {"format", "model", "optimizer", "step", "extra"}
-    assert content["step"] == 5 and content["extra"] == EXTRA
-
-
-def test_checkpoint_without_optimizer_or_extra(tmp_path):
-    model, _, _ = trained()
-    path = save_checkpoint(tmp_path / "m.pt", model)
-    assert torch.load(path, weights_only=True)["optimizer"] is None
-    assert load_checkpoint(path, make_model(seed=3)) == {"step": None, "extra": {}}
-    opt = torch.optim.AdamW(make_model().parameters())
-    with pytest.raises(CheckpointError, match="no optimizer state"):
-        load_checkpoint(path, make_model(), optimizer=opt)
-
-
-def test_train_saves_a_checkpoint_with_its_history(tmp_path):
-    x, y = make_data(64)
-    model = make_model()
-    h = train(model, as_batches(x, y), mse, steps=4, eval_fn=lambda m: {"val_loss": 0.5},
-              checkpoint_path=tmp_path / "run.pt", **QUIET)
-    model2 = make_model(seed=5)
-    opt2 = torch.optim.AdamW(model2.parameters())
-    info = load_checkpoint(tmp_path / "run.pt", model2, optimizer=opt2)
-    assert info["step"] == 4
-    assert info["extra"]["history"]["losses"] == h.losses
-    assert info["extra"]["history"]["evals"] == h.evals
-    assert torch.equal(model.weight, model2.weight)
-    assert len(opt2.state) == 2  # AdamW moments of weight and bias came back
-
-
-@pytest.mark.parametrize("extra, key", [
-    ({"w": torch.ones(2)}, r"extra\['w'\]"),
-    ({"a": {"b": [1, object()]}}, r"extra\['a'\]\['b'\]\[1\]"),
-    ({"x": np.float64(1.0)}, r"extra\['x'\].*numpy"),
-    ({("tuple", "key"): 1}, "key"),
-])
-def test_non_plain_extra_raises_type_error_naming_the_key(tmp_path, extra, key):
-    with pytest.raises(TypeError, match=key):
-        save_checkpoint(tmp_path / "m.pt", make_model(), extra=extra)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
-    model, opt, _ = trained()
-    path = save_checkpoint(tmp_path / "m.pt", model, step=1, extra={"v": "old"})
-    old_bytes = path.read_bytes()
-
-    def broken_save(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, make_model(seed=8), step=2, extra={"v": "new"})
-    monkeypatch.undo()
-
-    assert path.read_bytes() == old_bytes
-    assert os.listdir(tmp_path) == ["m.pt"]  # no temporary file left behind
-    assert load_checkpoint(path, make_model())["extra"] == {"v": "old"}
-
-
-def test_save_is_atomic_on_keyboard_interrupt(tmp_path, monkeypatch):
-    def interrupted(obj, f, *args, **kwargs):
-        f.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path / "m.pt", make_model())
-    assert os.listdir(tmp_path) == []
-
-
-class Harmless:
-    """A class that records whether unpickling ever reached it."""
-
-    revived = False
-
-    def __setstate__(self, state):
-        Harmless.revived = True
-        self.__dict__.update(state)
-
-
-def write_corrupt(path):
-    path.write_bytes(os.urandom(2000))
-
-
-def write_truncated(path):
-    save_checkpoint(path, make_model(), optimizer=torch.optim.AdamW(make_model().parameters()), step=1)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-
-
-def write_arbitrary_pickle(path, protocol=pickle.DEFAULT_PROTOCOL):
-    obj = Harmless()
-    obj.payload = 1
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=protocol)
-
-
-def write_plain_tensor(path):
-    torch.save(torch.ones(3), path)
-
-
-def write_wrong_format(path):
-    torch.save({"format": "someone-else/7", "model": make_model().state_dict()}, path)
-
-
-def write_empty(path):
-    path.write_bytes(b"")
-
-
-@pytest.mark.parametrize("write", [
-    write_corrupt, write_truncated, write_arbitrary_pickle, lambda p: write_arbitrary_pickle(p, protocol=2),
-    write_plain_tensor, write_wrong_format, write_empty,
-], ids=["corrupt", "truncated", "pickle", "pickle-protocol-2", "plain-tensor", "wrong-format", "empty"])
-def test_unusable_files_raise_checkpoint_error_naming_the_path(tmp_path, write):
-    path = tmp_path / "bad.pt"
-    write(path)
-    model = make_model()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    Harmless.revived = False
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(path, model)
-    message = str(info.value)
-    assert str(path) in message and "re-run the training cell" in message
-    assert isinstance(info.value, ValueError)
-    assert not Harmless.revived  # the pickle was refused, never executed
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-
-
-def test_pickled_objects_are_explained(tmp_path):
-    path = tmp_path / "bad.pt"
-    write_arbitrary_pickle(path, protocol=2)
-    with pytest.raises(CheckpointError, match="Python objects") as info:
-        load_checkpoint(path, make_model())
-    assert info.value.__cause__ is not None  # the original error is chained
-
-
-def test_shape_mismatch_raises_checkpoint_error_naming_the_key(tmp_path):
-    save_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT))
-    model = nn.Linear(IN, OUT + 1)
-    before = model.weight.detach().clone()
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(tmp_path / "m.pt", model)
-    message = str(info.value)
-    assert "'weight'" in message and "(3, 4)" in message and "(2, 4)" in message
-    assert "'bias'" in message and str(tmp_path / "m.pt") in message
-    assert torch.equal(model.weight, before)
-
-
-def test_missing_and_unexpected_keys_raise_checkpoint_error_naming_them(tmp_path):
-    save_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT, bias=False))
-    with pytest.raises(CheckpointError, match=r"'bias': missing from the file"):
-        load_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT))
-    save_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT))
-    with pytest.raises(CheckpointError, match=r"'bias': in the file but not in the model"):
-        load_checkpoint(tmp_path / "m.pt", nn.Linear(IN, OUT, bias=False))
-
-
-def test_many_mismatches_are_listed_up_to_five(tmp_path):
-    big = nn.Sequential(*[nn.Linear(2, 2) for _ in range(6)])  # 12 keys
-    save_checkpoint(tmp_path / "m.pt", big)
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(tmp_path / "m.pt", nn.Sequential(*[nn.Linear(3, 3) for _ in range(6)]))
-    message = str(info.value)
-    assert message.count("the model expects shape") == 5 and "and 7 more" in message
-
-
-def test_optimizer_mismatch_raises_checkpoint_error(tmp_path):
-    model, opt, _ = trained()
-    save_checkpoint(tmp_path / "m.pt", model, optimizer=opt)
-    model2 = make_model()
-    opt2 = torch.optim.AdamW([model2.weight])  # one parameter instead of two
-    with pytest.raises(CheckpointError, match="optimizer"):
-        load_checkpoint(tmp_path / "m.pt", model2, optimizer=opt2)
-
-
-def test_missing_file_raises_file_not_found_naming_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
-        load_checkpoint(tmp_path / "nowhere.pt", make_model())
-
-
 def test_cosine_schedule_warms_up_then_decays():
-    from course_lib.training import cosine_factor
-
     factors = [cosine_factor(s, 100) for s in range(100)]
     assert factors[0] == pytest.approx(0.2) and factors[4] == pytest.approx(1.0)  # 5 warm-up steps
     assert all(a >= b for a, b in zip(factors[4:], factors[5:]))  # then never increases

@@ -1,4 +1,10 @@
-"""Corpora the course generates itself: nothing is downloaded, everything is deterministic from a seed."""
+"""Corpora the course generates itself: nothing is downloaded, everything is deterministic from a seed.
+
+- ``stories``: the story world (notebooks 03-05) and its mood task.
+- ``translation``: the Chinese-English corpus (notebooks 01, 02, 05).
+- ``folders``: a folder of labelled text files as a PyTorch Dataset (notebook 05); import it
+  from ``course_lib.data.folders`` (it needs torch, the corpora do not).
+"""
 
 from .stories import (FEELINGS, MOODS, NOTES_STORY, MoodExample, MoodTask, Story, StoryCorpus, entropy_floor,
                       generate_story, load_text, make_mood_task, make_story_corpus)

@@ -1,10 +1,12 @@
-"""Loading data the PyTorch way (notebook 05): a folder of files, a Dataset, a DataLoader, a collate_fn.
+"""A folder of text files as a PyTorch Dataset (notebook 05): make one, read it, batch it.
 
 In the spirit of the classic beginner's example (a folder ``ants/`` and a folder ``bees/`` of
 pictures, the label being the folder's name), :func:`make_story_folder` writes story-world texts
 into ``happy/`` and ``sad/`` folders; :class:`FolderTextDataset` reads them back; :func:`pad_collate`
-turns a list of variable-length token sequences into one padded batch. :func:`read_scalars` reads
-TensorBoard event files back, so a notebook can plot what ``SummaryWriter`` logged without a server.
+turns a list of variable-length token sequences into one padded batch.
+
+``FolderTextDataset`` lives in a module (not a notebook), so DataLoader workers started with
+``spawn`` (macOS, Windows) can import it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import pathlib
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["make_story_folder", "FolderTextDataset", "pad_collate", "read_scalars"]
+from ..batching import pad_sequences
+from .stories import MOODS, make_mood_task
+
+__all__ = ["make_story_folder", "FolderTextDataset", "pad_collate"]
 
 
 def make_story_folder(root, per_class: int = 50, seed: int = 0) -> pathlib.Path:
@@ -23,8 +28,6 @@ def make_story_folder(root, per_class: int = 50, seed: int = 0) -> pathlib.Path:
     The texts come from the story world's mood task (notebook 03); the folder name is the label.
     Returns ``root``.
     """
-    from .data.stories import MOODS, make_mood_task
-
     root = pathlib.Path(root)
     task = make_mood_task(num_train=2 * per_class, num_validation=0, num_test=0, seed=seed)
     counters = {mood: 0 for mood in MOODS}
@@ -70,25 +73,6 @@ def pad_collate(batch, pad_id: int = 0):
     """
     if not batch:
         raise ValueError("batch must not be empty")
-    seqs = [torch.as_tensor(ids, dtype=torch.long) for ids, _ in batch]
+    seqs = [ids for ids, _ in batch]
     lengths = torch.tensor([len(s) for s in seqs])
-    ids = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = s
-    return ids, lengths, torch.tensor([label for _, label in batch])
-
-
-def read_scalars(logdir) -> dict[str, tuple[list[int], list[float]]]:
-    """Everything ``SummaryWriter.add_scalar`` wrote under ``logdir``: tag -> (steps, values)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    logdir = pathlib.Path(logdir)
-    if not logdir.is_dir():
-        raise FileNotFoundError(f"no log folder at {logdir}")
-    events = EventAccumulator(str(logdir))
-    events.Reload()
-    out = {}
-    for tag in events.Tags()["scalars"]:
-        points = events.Scalars(tag)
-        out[tag] = ([p.step for p in points], [p.value for p in points])
-    return out
+    return pad_sequences(seqs, pad_id), lengths, torch.tensor([label for _, label in batch])

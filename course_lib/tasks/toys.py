@@ -1,9 +1,13 @@
-"""Tiny tasks that make one mechanism visible in a few seconds of training.
+"""Tiny tasks of notebook 01 that make one attention mechanism visible in a few seconds of training.
 
-``neighbour_task``: read a row of random tokens and, at every position i, name both the
-token before it (i-1) and the token after it (i+1). One head of attention can only take a
-weighted average; two different looks are needed, so a two-head self-attention layer
-learns one head per neighbour (notebook 01, multi-head attention).
+The neighbour task (``neighbour_batch``, ``NeighbourModel``): read a row of random tokens
+and, at every position i, name both the token before it (i-1) and the token after it (i+1).
+One head of attention can only take a weighted average; two different looks are needed, so
+a two-head self-attention layer learns one head per neighbour (multi-head attention).
+
+The tense task (``tense_batch``, ``TenseTagger``): tag every word of a Chinese sentence with
+the sentence's tense. A word sees the sentence only through self-attention, so it learns to
+look at 了, 会 or the time word.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import MultiHeadAttention
+from ..attention import MultiHeadAttention
 
 __all__ = ["neighbour_batch", "NeighbourModel", "neighbour_loss", "head_offsets",
            "TENSES", "TENSE_WORDS", "tense_of", "tense_batch", "TenseTagger", "tense_loss"]

@@ -1,4 +1,5 @@
-"""Translation models of notebooks 01 and 02, and the data, loss and evaluation they share.
+"""The translation task of notebooks 01 and 02: the GRU translator with attention, and the batches,
+training recipes, evaluation and attention traces that serve it and the Transformer.
 
 Notebook 01: the RNN encoder-decoder with attention (the notes' machine-translation figure).
 
@@ -27,18 +28,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import attend, make_score
-from .tokenizers import WordVocab
-from .transformer import EncoderDecoder
+from ..attention import attend, make_score
+from ..batching import epoch_batches
+from ..tokenizers import WordVocab
+from ..training import evaluating, set_seed, train
+from ..transformer import EncoderDecoder
 
 __all__ = [
     "AttentionGRUTranslator",
+    "encode_pairs",
     "translation_batches",
     "translation_loss",
     "translate",
     "trace_translation",
     "evaluate_translation",
     "forced_attention",
+    "alignment_hits",
     "alignment_score",
     "train_translator",
     "transformer_translation_loss",
@@ -135,8 +140,11 @@ class AttentionGRUTranslator(nn.Module):
 # Data, loss and evaluation
 # ---------------------------------------------------------------------------
 
-def _encode_pairs(pairs, src_vocab: WordVocab, tgt_vocab: WordVocab):
-    """-> src (B, S), src_lengths (B,), tgt_in (B, T) = <bos> y_1..y_n, tgt_out (B, T) = y_1..y_n <eos>."""
+def encode_pairs(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab):
+    """Sentence pairs -> src (B, S), src_lengths (B,), tgt_in (B, T) = <bos> y_1..y_n, tgt_out (B, T) = y_1..y_n <eos>.
+
+    Padding is id 0 (``<pad>``) everywhere; the losses ignore it in ``tgt_out``.
+    """
     src, src_lengths = src_vocab.encode_batch([p.zh for p in pairs])
     tgt, _ = tgt_vocab.encode_batch([p.en for p in pairs], add_bos=True, add_eos=True)
     return src, src_lengths, tgt[:, :-1], tgt[:, 1:]
@@ -145,9 +153,7 @@ def _encode_pairs(pairs, src_vocab: WordVocab, tgt_vocab: WordVocab):
 def translation_batches(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab, batch_size: int = 64,
                         seed: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless shuffled mini-batches (src, src_lengths, tgt_in, tgt_out), reshuffled every epoch."""
-    from .training import epoch_batches
-
-    return epoch_batches(pairs, batch_size, lambda chunk: _encode_pairs(chunk, src_vocab, tgt_vocab), seed)
+    return epoch_batches(pairs, batch_size, lambda chunk: encode_pairs(chunk, src_vocab, tgt_vocab), seed)
 
 
 def translation_loss(model: AttentionGRUTranslator, batch) -> torch.Tensor:
@@ -171,14 +177,12 @@ def trace_translation(model: AttentionGRUTranslator, zh_words: Sequence[str], sr
         raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
     if len(zh_words) == 0:
         raise ValueError("zh_words must contain at least one word")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     src = torch.tensor([src_vocab.encode(zh_words)], device=device)
     lengths = torch.tensor([len(zh_words)])
-    ids, weights = model.greedy_decode(src, lengths, max_len=max_len)
-    H, _, _ = model.encode(src, lengths)
-    model.train(was_training)
+    with evaluating(model):
+        ids, weights = model.greedy_decode(src, lengths, max_len=max_len)
+        H, _, _ = model.encode(src, lengths)
     words = tgt_vocab.decode(ids[0])
     T = min(len(words) + 1, ids.shape[1])  # the words and the step that emitted <eos>
     output = words + ["<eos>"] if T > len(words) else words
@@ -207,17 +211,15 @@ def _greedy_ids(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: in
 def evaluate_translation(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
                          tgt_vocab: WordVocab, batch_size: int = 500) -> dict[str, float]:
     """Greedy-decode every pair: exact_match = share of sentences translated word for word right."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     exact = 0
-    for i in range(0, len(pairs), batch_size):
-        chunk = pairs[i:i + batch_size]
-        src, src_lengths, _, _ = _encode_pairs(chunk, src_vocab, tgt_vocab)
-        max_len = max(len(p.en) for p in chunk) + 2
-        ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
-        exact += sum(tgt_vocab.decode(row) == list(p.en) for row, p in zip(ids.cpu(), chunk))
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            src, src_lengths, _, _ = encode_pairs(chunk, src_vocab, tgt_vocab)
+            max_len = max(len(p.en) for p in chunk) + 2
+            ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
+            exact += sum(tgt_vocab.decode(row) == list(p.en) for row, p in zip(ids.cpu(), chunk))
     return {"exact_match": exact / len(pairs)}
 
 
@@ -229,17 +231,16 @@ def forced_attention(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: 
     Returns, per pair, weights (len(en), len(zh)): row j is the attention at the step that
     emits English word j, so it can be compared with the word alignment.
     """
-    was_training = model.training
-    model.eval()
-    src, src_lengths, tgt_in, _ = _encode_pairs(pairs, src_vocab, tgt_vocab)
+    src, src_lengths, tgt_in, _ = encode_pairs(pairs, src_vocab, tgt_vocab)
     device = next(model.parameters()).device
-    _, weights = model(src.to(device), src_lengths, tgt_in.to(device))
-    model.train(was_training)
+    with evaluating(model):
+        _, weights = model(src.to(device), src_lengths, tgt_in.to(device))
     return [weights[b, :len(p.en), :len(p.zh)].cpu() for b, p in enumerate(pairs)]
 
 
-def _alignment_hits(weights: Sequence[torch.Tensor], pairs: Sequence) -> dict:
-    """Count attention peaks on the aligned Chinese word.
+def alignment_hits(weights: Sequence[torch.Tensor], pairs: Sequence) -> dict:
+    """Count attention peaks on the aligned Chinese word, for any attention weights (the scorer
+    behind :func:`alignment_score` and :func:`cross_attention_alignment`).
 
     weights: per pair a tensor (..., len(en), len(zh)); the leading axes (e.g. layer and head)
     are scored separately. Returns hit rates over reordered words and over all aligned words,
@@ -272,7 +273,7 @@ def alignment_score(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: W
     the aligned Chinese word. Returns the score over those words, the number of words, and
     the same score over all aligned words for comparison.
     """
-    result = _alignment_hits(forced_attention(model, pairs, src_vocab, tgt_vocab), pairs)
+    result = alignment_hits(forced_attention(model, pairs, src_vocab, tgt_vocab), pairs)
     return {k: float(v) for k, v in result.items()}
 
 
@@ -284,8 +285,6 @@ def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, scor
     Returns (model, history); the history's evaluations hold validation exact match.
     The same recipe serves notebook 01 and ``python -m course_lib.figures``.
     """
-    from .training import set_seed, train
-
     set_seed(seed)  # the initial weights depend on the seed too
     model = AttentionGRUTranslator(len(src_vocab), len(tgt_vocab), d_model=d_model, score=score,
                                    bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id)
@@ -320,8 +319,6 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
     AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
     training loop, validation exact match every ``eval_every`` steps. Returns (model, history).
     """
-    from .training import set_seed, train
-
     set_seed(seed)  # the initial weights depend on the seed too
     model = EncoderDecoder(len(src_vocab), len(tgt_vocab), d_model=d_model, num_heads=num_heads, d_ff=d_ff,
                            num_layers=num_layers, max_len=max_len, dropout=dropout, norm_first=norm_first)
@@ -338,13 +335,9 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
 @torch.no_grad()
 def _teacher_forced_maps(model: EncoderDecoder, src: torch.Tensor, tgt_in: torch.Tensor) -> dict:
     """Run the model once in eval mode; every layer's weights stacked: kind -> (L, B, h, Tq, Tk)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         model(src, tgt_in)
         return {kind: torch.stack(ws).cpu() for kind, ws in model.attention_maps().items()}
-    finally:
-        model.train(was_training)
 
 
 def trace_transformer(model: EncoderDecoder, zh_words: Sequence[str], src_vocab: WordVocab,
@@ -383,8 +376,8 @@ def cross_attention_alignment(model: EncoderDecoder, pairs: Sequence, src_vocab:
     check whether the peak of the step that emits an English word is its aligned Chinese word.
     Returns {"reordered": (L, h), "all_aligned": (L, h), "num_reordered": int}.
     """
-    src, _, tgt_in, _ = _encode_pairs(pairs, src_vocab, tgt_vocab)
+    src, _, tgt_in, _ = encode_pairs(pairs, src_vocab, tgt_vocab)
     device = next(model.parameters()).device
     cross = _teacher_forced_maps(model, src.to(device), tgt_in.to(device))["cross"]  # (L, B, h, T, S)
     weights = [cross[:, b, :, :len(p.en), :len(p.zh)] for b, p in enumerate(pairs)]  # (L, h, en, zh)
-    return _alignment_hits(weights, pairs)
+    return alignment_hits(weights, pairs)

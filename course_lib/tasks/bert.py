@@ -1,0 +1,106 @@
+"""BERT recipe of notebook 04: pretrain on pairs of story sentences with MLM + NSP.
+
+- :func:`story_tokenizer`: a WordPiece tokenizer over the story world's words.
+- :func:`nsp_examples`: sentence pairs, half IsNext and half NotNext, encoded ``[CLS] A [SEP] B [SEP]``.
+- :func:`bert_batch`: pad some of them and apply the MLM masking rule; :func:`bert_loss`.
+- :func:`pretrain_bert`: the course's training loop on fresh batches; :func:`evaluate_bert`:
+  MLM and NSP accuracy on held-out pairs.
+
+Shapes: B batch, T tokens per row.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+
+from ..batching import IGNORE_INDEX, pad_sequences
+from ..bert import IS_NEXT, NOT_NEXT, BertForPreTraining, make_nsp_pairs, mask_tokens
+from ..tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
+from ..training import evaluating, set_seed, train
+
+__all__ = ["story_tokenizer", "nsp_examples", "bert_batch", "bert_loss", "evaluate_bert", "pretrain_bert"]
+
+
+def story_tokenizer(words: Sequence[str]) -> WordPieceTokenizer:
+    """A WordPiece tokenizer whose vocabulary is BERT's special tokens and the story world's words.
+
+    Every story word is a whole vocabulary entry, so WordPiece never splits one: the same class
+    that reads the real 30,522-token vocabulary serves the toy world.
+    """
+    return WordPieceTokenizer(list(SPECIAL_TOKENS) + [w for w in words if w not in SPECIAL_TOKENS])
+
+
+def nsp_examples(stories, tokenizer: WordPieceTokenizer, seed: int = 0):
+    """Sentence pairs of the stories, half IsNext and half NotNext (:func:`~course_lib.bert.make_nsp_pairs`),
+    encoded as ``[CLS] A [SEP] B [SEP]``: a list of (input_ids, token_type_ids, is_next)."""
+    pairs = make_nsp_pairs([s.sentences for s in stories], generator=random.Random(seed))
+    out = []
+    for a, b, is_next in pairs:
+        e = tokenizer.encode(a, b)
+        out.append((e["input_ids"], e["token_type_ids"], is_next))
+    return out
+
+
+def bert_batch(examples, tokenizer: WordPieceTokenizer, generator: torch.Generator,
+               mlm_probability: float = 0.15) -> dict[str, torch.Tensor]:
+    """Pad a list of nsp_examples and apply the MLM rule: a dict of tensors for BertForPreTraining.
+
+    input_ids (B, T) masked, token_type_ids (B, T), attention_mask (B, T) 1 on real tokens,
+    mlm_labels (B, T) the original id where a token was selected and IGNORE_INDEX elsewhere,
+    nsp_labels (B,).
+    """
+    ids = pad_sequences([x for x, _, _ in examples], tokenizer.pad_id)
+    types = pad_sequences([t for _, t, _ in examples], 0)
+    inputs, labels = mask_tokens(ids, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_id,
+                                 special_token_ids=tokenizer.special_ids, mlm_probability=mlm_probability,
+                                 generator=generator)
+    return {"input_ids": inputs, "token_type_ids": types, "attention_mask": (ids != tokenizer.pad_id).long(),
+            "mlm_labels": labels,
+            "nsp_labels": torch.tensor([IS_NEXT if is_next else NOT_NEXT for _, _, is_next in examples])}
+
+
+def bert_loss(model: BertForPreTraining, batch) -> torch.Tensor:
+    """MLM loss + NSP loss (the notes: the two tasks' losses add up)."""
+    return model(**batch)[2]
+
+
+@torch.no_grad()
+def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceTokenizer, seed: int = 1,
+                  batch_size: int = 512) -> dict[str, float]:
+    """MLM accuracy on the masked positions and NSP accuracy, on held-out pairs (masking seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    mlm_hits = mlm_total = nsp_hits = 0
+    with evaluating(model):
+        for i in range(0, len(examples), batch_size):
+            batch = bert_batch(examples[i:i + batch_size], tokenizer, g)
+            mlm_logits, nsp_logits, _ = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            chosen = batch["mlm_labels"] != IGNORE_INDEX
+            mlm_hits += int((mlm_logits.argmax(-1)[chosen] == batch["mlm_labels"][chosen]).sum())
+            mlm_total += int(chosen.sum())
+            nsp_hits += int((nsp_logits.argmax(-1) == batch["nsp_labels"]).sum())
+    return {"mlm_accuracy": mlm_hits / mlm_total, "nsp_accuracy": nsp_hits / len(examples)}
+
+
+def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceTokenizer, config, *, steps: int = 800,
+                  batch_size: int = 64, lr: float = 2e-3, seed: int = 0, eval_every: int | None = None,
+                  live_plot=None, progress: bool = True):
+    """Build a :class:`~course_lib.bert.BertForPreTraining` and pretrain it with MLM + NSP.
+
+    A fresh masking of a random batch at every step; AdamW with warm-up and cosine decay.
+    Returns (model, history); evaluations hold validation MLM and NSP accuracy.
+    """
+    set_seed(seed)
+    model = BertForPreTraining(config)
+    g = torch.Generator().manual_seed(seed)
+
+    def batches(step):
+        pick = torch.randint(len(train_examples), (batch_size,), generator=g).tolist()
+        return bert_batch([train_examples[i] for i in pick], tokenizer, g)
+
+    history = train(model, batches, bert_loss, steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed,
+                    eval_every=eval_every, eval_fn=lambda m: evaluate_bert(m, validation_examples, tokenizer),
+                    live_plot=live_plot, progress=progress, desc="pretraining BERT (MLM + NSP)")
+    return model, history

@@ -9,10 +9,28 @@ afterwards take the unchecked path.
 from __future__ import annotations
 
 import numbers
+import re
+from collections.abc import Iterable
 
 import torch
 
-__all__ = ["shape_of", "check_tensor", "check_mask", "check_positive_int", "check_probability"]
+__all__ = [
+    "shape_of",
+    "check_tensor",
+    "check_stream",
+    "check_same_shape",
+    "check_mask",
+    "check_token_ids",
+    "check_id_range",
+    "check_positive_int",
+    "check_probability",
+    "check_bool",
+    "check_checkpoint_keys",
+    "ID_DTYPES",
+]
+
+# the integer dtypes nn.Embedding accepts as indices
+ID_DTYPES = (torch.int64, torch.int32)
 
 
 def shape_of(t: torch.Tensor) -> str:
@@ -28,6 +46,27 @@ def check_tensor(name: str, t, min_dim: int, what: str) -> None:
         raise TypeError(f"{name} must be a floating-point tensor of shape {what}, got dtype {t.dtype}")
     if t.dim() < min_dim:
         raise ValueError(f"{name} must have shape {what}, got {shape_of(t)}")
+
+
+def check_stream(name: str, x, width: int, what: str, *, dim: int | None = 3) -> None:
+    """``x`` must be a floating-point tensor whose last axis has ``width`` entries.
+
+    With ``dim`` (default 3: a (B, T, d) stream of token vectors) it must have exactly that many
+    axes; with ``dim=None`` any leading axes (..., width). ``what`` describes the shape in the
+    message, e.g. ``"(B, T, d_model=64)"``.
+    """
+    check_tensor(name, x, dim or 1, what)
+    if (dim is not None and x.dim() != dim) or x.shape[-1] != width:
+        raise ValueError(f"{name} must have shape {what}, got {shape_of(x)}")
+
+
+def check_same_shape(name: str, t, ref_name: str, ref: torch.Tensor) -> None:
+    """``t`` must be a tensor with exactly the shape of ``ref`` (e.g. targets and idx)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor with the shape of {ref_name} {shape_of(ref)}, "
+                        f"got {type(t).__name__}")
+    if t.shape != ref.shape:
+        raise ValueError(f"{name} must have the shape of {ref_name} {shape_of(ref)}, got {shape_of(t)}")
 
 
 def check_mask(mask, expected: tuple[int, ...], what: str, name: str = "mask") -> None:
@@ -61,3 +100,58 @@ def check_probability(name: str, value, *, upper_inclusive: bool = False) -> Non
     ok = ok and 0.0 <= value and (value <= 1.0 if upper_inclusive else value < 1.0)
     if not ok:
         raise ValueError(f"{name} must be a float in [0, 1{']' if upper_inclusive else ')'}, got {value!r}")
+
+
+def check_token_ids(name: str, ids, vocab_size: int | None = None, max_len: int | None = None, *,
+                    length: str = "T", limit: str = "max_len") -> None:
+    """``ids`` must be a (B, T) torch.long (or torch.int) tensor of token ids for an embedding.
+
+    At least one token per row; with ``max_len``, at most ``max_len`` (the position table's size,
+    called ``limit`` in the message: ``block_size``, ``max_position_embeddings``); with
+    ``vocab_size``, every id in [0, vocab_size). ``length`` names the length axis ("T", "L", "S").
+    """
+    what = f"(B, {length})"
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name} must be an integer torch.Tensor of shape {what}, got {type(ids).__name__}")
+    if ids.dtype not in ID_DTYPES:
+        raise TypeError(f"{name} must hold integer token ids (an integer tensor, torch.long or torch.int), "
+                        f"got dtype {ids.dtype}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must have shape {what}, got {shape_of(ids)}")
+    if ids.shape[1] == 0:
+        raise ValueError(f"{name} must hold at least one token, got {shape_of(ids)}")
+    if max_len is not None and ids.shape[1] > max_len:
+        raise ValueError(f"{name} has length {length}={ids.shape[1]}, more than {limit}={max_len}: "
+                         f"keep at most its last {max_len} tokens, or use a model with a larger {limit}")
+    if vocab_size is not None:
+        check_id_range(name, ids, vocab_size)
+
+
+def check_id_range(name: str, ids: torch.Tensor, size: int, size_name: str = "vocab_size") -> None:
+    """Every entry of the integer tensor ``ids`` must lie in [0, size) (``size_name`` in the message)."""
+    if ids.numel() and (ids.min() < 0 or ids.max() >= size):
+        raise ValueError(f"{name} must hold ids in [0, {size_name}={size}), "
+                         f"got values from {int(ids.min())} to {int(ids.max())}")
+
+
+def check_bool(name: str, value) -> None:
+    """``value`` must be True or False (not 0, 1 or a string): a switch such as ``norm_first``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_checkpoint_keys(source: str, found: Iterable[str], expected: Iterable[str],
+                          skip: str | None = None) -> None:
+    """A checkpoint must hold exactly the ``expected`` names, besides those that match the regular
+    expression ``skip`` (buffers, heads the model has not). Raises ``ValueError`` naming every
+    missing and every unused name, so a wrong or damaged file never loads half-way.
+    """
+    found = {k for k in found if skip is None or not re.fullmatch(skip, k)}
+    expected = set(expected)
+    problems = []
+    if missing := sorted(expected - found):
+        problems.append("missing " + ", ".join(missing))
+    if unused := sorted(found - expected):
+        problems.append("unused " + ", ".join(unused))
+    if problems:
+        raise ValueError(f"{source} does not fit the model: {'; '.join(problems)}")

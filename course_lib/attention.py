@@ -28,6 +28,8 @@ import math
 import torch
 from torch import nn
 
+from . import _checks
+
 __all__ = [
     "DotScore",
     "ScaledDotScore",
@@ -45,40 +47,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# Input checks: every public function names the argument, the expected shape and what it got.
-# ---------------------------------------------------------------------------
-
-def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
-
-
-def _check_tensor(name: str, t, min_dim: int, what: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape {what}, got {type(t).__name__}")
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor of shape {what}, got dtype {t.dtype}")
-    if t.dim() < min_dim:
-        raise ValueError(f"{name} must have shape {what}, got {_shape(t)}")
-
-
-def _check_mask(mask, expected: tuple[int, ...], what: str) -> None:
-    """mask must be boolean and broadcastable to ``expected`` (..., Tq, Tk)."""
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a bool torch.Tensor broadcastable to {what}, got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TypeError(
-            f"mask must have dtype torch.bool (True = may attend), got {mask.dtype}; "
-            "convert with mask.bool() (and invert it if 1 meant 'blocked')"
-        )
-    try:
-        shape = torch.broadcast_shapes(mask.shape, expected)
-    except RuntimeError:
-        shape = None
-    if shape != torch.Size(expected):
-        raise ValueError(f"mask must be broadcastable to {what} = {tuple(expected)}, got {_shape(mask)}")
-
-
-# ---------------------------------------------------------------------------
 # Score functions s(k, q): each maps (query (..., Tq, d_q), keys (..., Tk, d_k)) to (..., Tq, Tk).
 # ---------------------------------------------------------------------------
 
@@ -86,8 +54,8 @@ class _Score(nn.Module):
     """Base class: checks shapes, then calls ``_scores``."""
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        _check_tensor("query", query, 2, "(..., Tq, d_q)")
-        _check_tensor("keys", keys, 2, "(..., Tk, d_k)")
+        _checks.check_tensor("query", query, 2, "(..., Tq, d_q)")
+        _checks.check_tensor("keys", keys, 2, "(..., Tk, d_k)")
         self._check_widths(query, keys)
         return self._scores(query, keys)
 
@@ -95,7 +63,7 @@ class _Score(nn.Module):
         if query.shape[-1] != keys.shape[-1]:
             raise ValueError(
                 f"{type(self).__name__} needs query and keys of the same width: "
-                f"query {_shape(query)}, keys {_shape(keys)}"
+                f"query {_checks.shape_of(query)}, keys {_checks.shape_of(keys)}"
             )
 
 
@@ -127,9 +95,9 @@ class AdditiveScore(_Score):
 
     def _check_widths(self, query, keys):
         if query.shape[-1] != self.w_q.in_features:
-            raise ValueError(f"query must have width d_query={self.w_q.in_features}, got {_shape(query)}")
+            raise ValueError(f"query must have width d_query={self.w_q.in_features}, got {_checks.shape_of(query)}")
         if keys.shape[-1] != self.w_k.in_features:
-            raise ValueError(f"keys must have width d_key={self.w_k.in_features}, got {_shape(keys)}")
+            raise ValueError(f"keys must have width d_key={self.w_k.in_features}, got {_checks.shape_of(keys)}")
 
     def _scores(self, query, keys):
         # (..., Tq, 1, d_hidden) + (..., 1, Tk, d_hidden): every query meets every key
@@ -146,9 +114,9 @@ class BilinearScore(_Score):
 
     def _check_widths(self, query, keys):
         if query.shape[-1] != self.w.out_features:
-            raise ValueError(f"query must have width d_query={self.w.out_features}, got {_shape(query)}")
+            raise ValueError(f"query must have width d_query={self.w.out_features}, got {_checks.shape_of(query)}")
         if keys.shape[-1] != self.w.in_features:
-            raise ValueError(f"keys must have width d_key={self.w.in_features}, got {_shape(keys)}")
+            raise ValueError(f"keys must have width d_key={self.w.in_features}, got {_checks.shape_of(keys)}")
 
     def _scores(self, query, keys):
         return query @ self.w(keys).transpose(-2, -1)
@@ -184,9 +152,15 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
     scores (..., Tq, Tk); mask bool, broadcastable to scores. A row with no allowed entry
     becomes all zeros (a plain softmax of all -inf would give NaN).
     """
+    if mask is not None:
+        _checks.check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
+    return _masked_softmax(scores, mask)
+
+
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """:func:`masked_softmax` without the mask check, for callers that checked it."""
     if mask is None:
         return torch.softmax(scores, dim=-1)
-    _check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
     # Masking happens *before* the softmax: -inf scores get weight exp(-inf) = 0 and the
     # remaining weights still sum to 1.
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
@@ -208,25 +182,28 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None 
         context (..., Tq, d_v) and weights a (..., Tq, Tk); without the Tq axis if the
         query had none.
     """
-    _check_tensor("keys", keys, 2, "(..., Tk, d_k)")
-    _check_tensor("query", query, 1, "(..., Tq, d_q) or (..., d_q)")
+    _checks.check_tensor("keys", keys, 2, "(..., Tk, d_k)")
+    _checks.check_tensor("query", query, 1, "(..., Tq, d_q) or (..., d_q)")
     values = keys if values is None else values
-    _check_tensor("values", values, 2, "(..., Tk, d_v)")
+    _checks.check_tensor("values", values, 2, "(..., Tk, d_v)")
     if values.shape[-2] != keys.shape[-2]:
         raise ValueError(
-            f"values must have one row per key: keys {_shape(keys)} has Tk={keys.shape[-2]}, "
-            f"values {_shape(values)} has {values.shape[-2]}"
+            f"values must have one row per key: keys {_checks.shape_of(keys)} has Tk={keys.shape[-2]}, "
+            f"values {_checks.shape_of(values)} has {values.shape[-2]}"
         )
     single = query.dim() == keys.dim() - 1  # one query vector per batch element
     if single:
         query = query.unsqueeze(-2)
     elif query.dim() != keys.dim():
         raise ValueError(
-            f"query must have shape (..., Tq, d_q) or (..., d_q) matching keys {_shape(keys)}, got {_shape(query)}"
+            f"query must have shape (..., Tq, d_q) or (..., d_q) matching keys {_checks.shape_of(keys)}, "
+            f"got {_checks.shape_of(query)}"
         )
     score = ScaledDotScore() if score is None else score
-    scores = score(query, keys)  # (..., Tq, Tk)
-    weights = masked_softmax(scores, mask)  # checks the mask: bool, broadcastable to (..., Tq, Tk)
+    scores = score(query, keys)  # (..., Tq, Tk); the score module checks the widths
+    if mask is not None:
+        _checks.check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
+    weights = _masked_softmax(scores, mask)
     context = weights @ values  # (..., Tq, Tk) @ (..., Tk, d_v) -> (..., Tq, d_v)
     if single:
         return context.squeeze(-2), weights.squeeze(-2)
@@ -246,25 +223,33 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     Returns:
         output (..., Tq, d_v) and weights (..., Tq, Tk). Rows with no allowed key are zero.
     """
-    _check_tensor("q", q, 2, "(..., Tq, d_k)")
-    _check_tensor("k", k, 2, "(..., Tk, d_k)")
-    _check_tensor("v", v, 2, "(..., Tk, d_v)")
+    _checks.check_tensor("q", q, 2, "(..., Tq, d_k)")
+    _checks.check_tensor("k", k, 2, "(..., Tk, d_k)")
+    _checks.check_tensor("v", v, 2, "(..., Tk, d_v)")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must have the same width d_k: q {_shape(q)}, k {_shape(k)}")
+        raise ValueError(f"q and k must have the same width d_k: q {_checks.shape_of(q)}, k {_checks.shape_of(k)}")
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same length Tk: k {_shape(k)}, v {_shape(v)}")
+        raise ValueError(f"k and v must have the same length Tk: k {_checks.shape_of(k)}, v {_checks.shape_of(v)}")
     try:
         torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
-        raise ValueError(f"q, k and v must have the same leading (batch, head) axes: "
-                         f"q {_shape(q)}, k {_shape(k)}, v {_shape(v)}") from None
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+        raise ValueError(f"q, k and v must have the same leading (batch, head) axes: q {_checks.shape_of(q)}, "
+                         f"k {_checks.shape_of(k)}, v {_checks.shape_of(v)}") from None
+    _checks.check_probability("dropout_p", dropout_p)
+    if mask is not None:  # the shape of the scores Q K^T
+        scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
+        _checks.check_mask(mask, scores_shape, "(..., Tq, Tk)")
+    return _attention(q, k, v, mask, dropout_p, generator)
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               dropout_p: float = 0.0, generator: torch.Generator | None = None):
+    """:func:`scaled_dot_product_attention` without the input checks, for callers that checked them."""
     d_k = q.shape[-1]
     # Q K^T / sqrt(d_k), with the scale applied to Q (Tq x d_k numbers) rather than to the
     # scores (Tq x Tk numbers): the same result, and cheaper when the sequences are long.
     scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)  # (..., Tq, Tk)
-    weights = masked_softmax(scores, mask)  # checks the mask: bool, broadcastable to (..., Tq, Tk)
+    weights = _masked_softmax(scores, mask)
     attn = weights
     if dropout_p > 0.0:
         keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout_p
@@ -294,15 +279,14 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        if not isinstance(d_model, int) or d_model <= 0:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        _checks.check_positive_int("d_model", d_model)
+        _checks.check_positive_int("num_heads", num_heads)
         if d_model % num_heads != 0:
             raise ValueError(
                 f"d_model must be divisible by num_heads so each head gets d_model // num_heads dimensions: "
                 f"got d_model={d_model}, num_heads={num_heads}"
             )
+        _checks.check_probability("dropout", dropout)
         self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
         self.dropout = dropout
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
@@ -321,17 +305,22 @@ class MultiHeadAttention(nn.Module):
         Returns output (B, Tq, d) and the weights of every head (B, h, Tq, Tk).
         """
         for name, t in (("query", query), ("key", key), ("value", value)):
-            _check_tensor(name, t, 3, f"(B, T, d_model={self.d_model})")
-            if t.dim() != 3 or t.shape[-1] != self.d_model:
-                raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {_shape(t)}")
+            _checks.check_stream(name, t, self.d_model, f"(B, T, d_model={self.d_model})")
         if key.shape[:2] != value.shape[:2]:
-            raise ValueError(f"key and value must have the same (B, Tk): key {_shape(key)}, value {_shape(value)}")
+            raise ValueError(f"key and value must have the same (B, Tk): "
+                             f"key {_checks.shape_of(key)}, value {_checks.shape_of(value)}")
         if query.shape[0] != key.shape[0]:
-            raise ValueError(f"query and key must have the same batch size: query {_shape(query)}, key {_shape(key)}")
-        B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
+            raise ValueError(f"query and key must have the same batch size: "
+                             f"query {_checks.shape_of(query)}, key {_checks.shape_of(key)}")
         if mask is not None:
-            _check_mask(mask, (B, self.num_heads, Tq, Tk), "(B, h, Tq, Tk)")
+            B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
+            _checks.check_mask(mask, (B, self.num_heads, Tq, Tk), "(B, h, Tq, Tk)")
+        return self.forward_unchecked(query, key, value, mask)
 
+    def forward_unchecked(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          mask: torch.Tensor | None = None):
+        """:meth:`forward` without the input checks, for layers that checked their inputs once."""
+        B, Tq = query.shape[:2]
         if query is key and key is value:
             # Self-attention: Q, K and V are projections of the same x, so compute them in one
             # matrix product with the three weights stacked (as torch.nn.MultiheadAttention does);
@@ -345,7 +334,7 @@ class MultiHeadAttention(nn.Module):
         k = self._split_heads(k)  # (B, h, Tk, d_head)
         v = self._split_heads(v)  # (B, h, Tk, d_head)
         p = self.dropout if self.training else 0.0
-        context, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+        context, weights = _attention(q, k, v, mask, dropout_p=p)
         # concatenate the heads: (B, h, Tq, d_head) -> (B, Tq, h * d_head) = context_1 ⊕ ... ⊕ context_h
         context = context.transpose(1, 2).reshape(B, Tq, self.d_model)
         return self.w_o(context), weights
@@ -357,8 +346,7 @@ class MultiHeadAttention(nn.Module):
 
 def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(T, T) bool, True on and below the diagonal: position i may attend to positions j <= i."""
-    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
-        raise ValueError(f"T must be a positive int, got {T!r}")
+    _checks.check_positive_int("T", T)
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
@@ -370,7 +358,7 @@ def padding_mask(token_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     if not isinstance(token_ids, torch.Tensor):
         raise TypeError(f"token_ids must be a torch.Tensor of shape (B, T), got {type(token_ids).__name__}")
     if token_ids.dim() != 2:
-        raise ValueError(f"token_ids must have shape (B, T), got {_shape(token_ids)}")
+        raise ValueError(f"token_ids must have shape (B, T), got {_checks.shape_of(token_ids)}")
     if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
         raise TypeError(f"token_ids must be an integer tensor, got dtype {token_ids.dtype}")
     return (token_ids != pad_id)[:, None, None, :]

@@ -20,20 +20,23 @@ from __future__ import annotations
 import json
 import pathlib
 import random
+import re
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import _shape
-from .transformer import EncoderLayer, _check_positive_int, init_normal
+from . import _checks
+from .batching import IGNORE_INDEX  # MLM labels at positions that were not selected: no loss there
+from .training import evaluating
+from .transformer import EncoderLayer, init_normal
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "BertForPreTraining", "mask_tokens", "make_nsp_pairs",
            "mean_pool", "sentence_embeddings", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT"]
 
-IGNORE_INDEX = -100  # MLM labels at positions that were not selected: no loss there
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in the original BERT
 
 
@@ -56,7 +59,9 @@ class BertConfig:
     def __post_init__(self):
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size"):
-            _check_positive_int(name, getattr(self, name))
+            _checks.check_positive_int(name, getattr(self, name))
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            _checks.check_probability(name, getattr(self, name))
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size must be divisible by num_attention_heads, got {self.hidden_size} and "
                              f"{self.num_attention_heads}")
@@ -102,25 +107,6 @@ class BertModel(nn.Module):
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
         self.apply(init_normal)
 
-    def _check(self, input_ids, token_type_ids, attention_mask) -> None:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"input_ids must be an integer tensor (B, T), got "
-                            f"{getattr(input_ids, 'dtype', type(input_ids).__name__)}")
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (B, T), got {_shape(input_ids)}")
-        T = input_ids.shape[1]
-        if T > self.config.max_position_embeddings:
-            raise ValueError(f"input_ids has T={T} tokens, more than max_position_embeddings="
-                             f"{self.config.max_position_embeddings}")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
-            raise ValueError(f"input_ids must be in [0, vocab_size={self.config.vocab_size})")
-        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
-            if t is not None and t.shape != input_ids.shape:
-                raise ValueError(f"{name} must have the shape of input_ids {_shape(input_ids)}, got {_shape(t)}")
-        if token_type_ids is not None and token_type_ids.numel() and (
-                token_type_ids.min() < 0 or token_type_ids.max() >= self.config.type_vocab_size):
-            raise ValueError(f"token_type_ids must be in [0, type_vocab_size={self.config.type_vocab_size})")
-
     def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Token + segment + position embeddings, LayerNorm, dropout: (B, T) -> (B, T, H)."""
         T = input_ids.shape[1]
@@ -132,53 +118,68 @@ class BertModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> BertOutput:
-        self._check(input_ids, token_type_ids, attention_mask)
+        c = self.config
+        _checks.check_token_ids("input_ids", input_ids, c.vocab_size, c.max_position_embeddings,
+                                limit="max_position_embeddings")
+        if token_type_ids is not None:
+            _checks.check_same_shape("token_type_ids", token_type_ids, "input_ids", input_ids)
+            _checks.check_id_range("token_type_ids", token_type_ids, c.type_vocab_size, "type_vocab_size")
+        if attention_mask is not None:
+            _checks.check_same_shape("attention_mask", attention_mask, "input_ids", input_ids)
         x = self.embed(input_ids, token_type_ids)
         # no causal mask: only padding keys are hidden, (B, 1, 1, T) True = may attend
         keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         attentions = []
-        for layer in self.layers:
-            x = layer(x, keep)
+        for layer in self.layers:  # inputs checked above, the mask is ours: the layers skip their checks
+            x = layer.forward_unchecked(x, keep)
             attentions.append(layer.attn_weights)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # the [CLS] position
         return BertOutput(x, pooled, tuple(attentions))
 
     @classmethod
     def from_pretrained(cls, path) -> "BertModel":
-        """Load a Hugging Face BERT folder (config.json + model.safetensors), in eval mode."""
-        from safetensors.torch import load_file
+        """Load a Hugging Face BERT folder (config.json + model.safetensors), in eval mode.
 
+        Every tensor of the checkpoint is renamed to this module's name and the whole state dict
+        loaded strictly: a missing or unused tensor raises ``ValueError`` naming it. Skipped: the
+        ``position_ids`` buffer and the pretraining heads (``cls.*``) that BertModel has not.
+        """
         path = pathlib.Path(path)
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise FileNotFoundError(f"{path} must contain config.json and model.safetensors (a BERT folder)")
         model = cls(BertConfig.from_json(path / "config.json"))
-        state = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
-        model.load_state_dict(_from_hf_names(state, model.config.num_hidden_layers))
+        state = load_file(str(path / "model.safetensors"))
+        # BertForPreTraining & co. save the encoder under "bert.", BertModel without a prefix
+        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+        # very old checkpoints call LayerNorm's weight and bias gamma and beta
+        norm = ("gamma", "beta") if f"{prefix}embeddings.LayerNorm.gamma" in state else ("weight", "bias")
+        names = {prefix + theirs: ours for theirs, ours in _bert_names(model.config.num_hidden_layers, norm).items()}
+        _checks.check_checkpoint_keys(f"{path / 'model.safetensors'} (BERT)", state, names,
+                                      skip=rf"{re.escape(prefix)}embeddings\.position_ids|cls\..*")
+        model.load_state_dict({ours: state[theirs] for theirs, ours in names.items()}, strict=True)
         return model.eval()
 
 
-def _from_hf_names(state: dict, num_layers: int) -> dict:
-    """Hugging Face BERT parameter names -> this module's."""
-    def norm(name):  # very old checkpoints call LayerNorm's weight and bias gamma and beta
-        if name + ".weight" in state:
-            return state[name + ".weight"], state[name + ".bias"]
-        return state[name + ".gamma"], state[name + ".beta"]
-
-    out = {"word_embeddings.weight": state["embeddings.word_embeddings.weight"],
-           "position_embeddings.weight": state["embeddings.position_embeddings.weight"],
-           "token_type_embeddings.weight": state["embeddings.token_type_embeddings.weight"],
-           "pooler.weight": state["pooler.dense.weight"], "pooler.bias": state["pooler.dense.bias"]}
-    out["embeddings_norm.weight"], out["embeddings_norm.bias"] = norm("embeddings.LayerNorm")
-    names = {"self_attn.w_q": "attention.self.query", "self_attn.w_k": "attention.self.key",
-             "self_attn.w_v": "attention.self.value", "self_attn.w_o": "attention.output.dense",
-             "ffn.linear1": "intermediate.dense", "ffn.linear2": "output.dense"}
+def _bert_names(num_layers: int, norm: tuple[str, str] = ("weight", "bias")) -> dict[str, str]:
+    """Hugging Face BERT tensor names (without a prefix) -> this module's; ``norm``: LayerNorm's two names."""
+    names = {"embeddings.word_embeddings.weight": "word_embeddings.weight",
+             "embeddings.position_embeddings.weight": "position_embeddings.weight",
+             "embeddings.token_type_embeddings.weight": "token_type_embeddings.weight",
+             "pooler.dense.weight": "pooler.weight", "pooler.dense.bias": "pooler.bias"}
+    linears = {"self_attn.w_q": "attention.self.query", "self_attn.w_k": "attention.self.key",
+               "self_attn.w_v": "attention.self.value", "self_attn.w_o": "attention.output.dense",
+               "ffn.linear1": "intermediate.dense", "ffn.linear2": "output.dense"}
+    norms = {"embeddings_norm": "embeddings.LayerNorm"}
     for i in range(num_layers):
-        for ours, theirs in names.items():
+        for ours, theirs in linears.items():
             for kind in ("weight", "bias"):
-                out[f"layers.{i}.{ours}.{kind}"] = state[f"encoder.layer.{i}.{theirs}.{kind}"]
-        for ours, theirs in (("norm1", "attention.output.LayerNorm"), ("norm2", "output.LayerNorm")):
-            out[f"layers.{i}.{ours}.weight"], out[f"layers.{i}.{ours}.bias"] = norm(f"encoder.layer.{i}.{theirs}")
-    return out
+                names[f"encoder.layer.{i}.{theirs}.{kind}"] = f"layers.{i}.{ours}.{kind}"
+        norms[f"layers.{i}.norm1"] = f"encoder.layer.{i}.attention.output.LayerNorm"
+        norms[f"layers.{i}.norm2"] = f"encoder.layer.{i}.output.LayerNorm"
+    for ours, theirs in norms.items():
+        for kind, their_kind in zip(("weight", "bias"), norm):
+            names[f"{theirs}.{their_kind}"] = f"{ours}.{kind}"
+    return names
 
 
 class BertForPreTraining(nn.Module):
@@ -227,7 +228,7 @@ def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mask_token_id: int,
     hold the original id at selected positions and ``IGNORE_INDEX`` elsewhere; ``input_ids`` is
     not modified.
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in _checks.ID_DTYPES:
         raise TypeError("input_ids must be an integer tensor")
     if not 0.0 < mlm_probability < 1.0:
         raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
@@ -287,10 +288,8 @@ def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> 
 def sentence_embeddings(model: BertModel, tokenizer, sentences, normalize: bool = True) -> torch.Tensor:
     """One vector per sentence, mean-pooled (and L2-normalised), as sentence-transformers does for
     all-MiniLM-L6-v2: (N, H). The cosine similarity of two sentences is then a dot product."""
-    encoded = [tokenizer.encode(s) for s in sentences]
-    T = max(len(e["input_ids"]) for e in encoded)
-    ids = torch.tensor([e["input_ids"] + [tokenizer.pad_id] * (T - len(e["input_ids"])) for e in encoded])
-    mask = (torch.arange(T)[None] < torch.tensor([len(e["input_ids"]) for e in encoded])[:, None]).long()
-    model.eval()
-    pooled = mean_pool(model(ids, torch.zeros_like(ids), mask).last_hidden_state, mask)
+    batch = tokenizer.encode_batch(list(sentences))  # (N, T) each, padded with [PAD] / 0
+    with evaluating(model):
+        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    pooled = mean_pool(out.last_hidden_state, batch["attention_mask"])
     return F.normalize(pooled, dim=-1) if normalize else pooled

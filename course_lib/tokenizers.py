@@ -1,4 +1,4 @@
-"""Tokenizers for the corpora the course generates.
+"""Text -> token ids: word vocabularies for the course's generated corpora, WordPiece for real BERT ones.
 
 - :class:`WordVocab`: a word-level vocabulary (word <-> id) with the special tokens
   ``<pad>`` (id 0), ``<unk>``, ``<bos>`` (begin of sentence) and ``<eos>`` (end of sentence).
@@ -75,11 +75,7 @@ class WordVocab:
         rows = [self.encode(s, add_bos=add_bos, add_eos=add_eos) for s in sentences]
         if not rows:
             raise ValueError("sentences must not be empty")
-        lengths = torch.tensor([len(r) for r in rows])
-        ids = torch.full((len(rows), int(lengths.max())), self.pad_id, dtype=torch.long)
-        for b, r in enumerate(rows):
-            ids[b, :len(r)] = torch.tensor(r, dtype=torch.long)
-        return ids, lengths
+        return pad_sequences(rows, self.pad_id), torch.tensor([len(r) for r in rows])
 
 
 def segment_chinese(text: str, vocab: Iterable[str]) -> list[str]:
@@ -278,6 +274,9 @@ class WordPieceTokenizer:
         """
         if isinstance(texts_a, str):
             raise TypeError("texts_a must be a list of texts, got a single str; wrap it: [text]")
+        texts_a = list(texts_a)
+        if not texts_a:
+            raise ValueError("texts_a must hold at least one text, got none")
         texts_b = [None] * len(texts_a) if texts_b is None else list(texts_b)
         if len(texts_b) != len(texts_a):
             raise ValueError(f"texts_b must hold one entry per text in texts_a ({len(texts_a)}), got {len(texts_b)}")

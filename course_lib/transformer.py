@@ -18,12 +18,14 @@ Masks are boolean and **True means "may attend"**. Each layer keeps its latest a
 (detached) for visualisation; :meth:`EncoderDecoder.attention_maps` collects them.
 
 Where the "Norm" goes: by default the layers are *post-norm*, as in the notes and the 2017
-paper, ``x = norm(x + sublayer(x))``. With ``norm_first=True`` they are *pre-norm*, as in GPT-2 and
-most later models, ``x = x + sublayer(norm(x))``: the residual path from input to output then
-passes through no LayerNorm at all, which makes deep stacks easier to train (often without the
-learning-rate warm-up post-norm needs). Because nothing normalises the last layer's output,
-a pre-norm :class:`Encoder` / :class:`Decoder` ends with one more LayerNorm, ``final_norm``
-(GPT-2's ``ln_f``, the ``norm`` of ``torch.nn.TransformerEncoder``); post-norm stacks have none.
+paper, ``x = norm(x + sublayer(x))``. With ``norm_first=True`` they are *pre-norm*, as in GPT-2,
+``x = x + sublayer(norm(x))``: the residual path then passes through no LayerNorm at all, which
+makes deep stacks easier to train (often without a learning-rate warm-up). As nothing normalises
+the last layer's output, a pre-norm :class:`Encoder` / :class:`Decoder` ends with one more
+LayerNorm, ``final_norm`` (GPT-2's ``ln_f``, the ``norm`` of ``torch.nn.TransformerEncoder``).
+
+Inputs are checked once, where they enter: each module's ``forward`` checks, then runs its
+``forward_unchecked``, which the enclosing layer, stack or model calls directly.
 
 Given the same weights and dropout 0, :class:`EncoderLayer` and :class:`DecoderLayer` equal
 ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer(batch_first=True,
@@ -37,7 +39,9 @@ import math
 import torch
 from torch import nn
 
-from .attention import MultiHeadAttention, _check_mask, _check_tensor, _shape, causal_mask, padding_mask
+from . import _checks
+from .attention import MultiHeadAttention, causal_mask, padding_mask
+from .training import evaluating
 
 __all__ = [
     "sinusoidal_positional_encoding",
@@ -51,66 +55,6 @@ __all__ = [
     "ACTIVATIONS",
     "init_normal",
 ]
-
-
-# ---------------------------------------------------------------------------
-# Input checks: name the argument, the expected shape and what was given.
-# ---------------------------------------------------------------------------
-
-def _check_positive_int(name: str, value) -> None:
-    # bool is an int in Python, but True is never a meaningful size
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_norm_first(norm_first) -> None:
-    if not isinstance(norm_first, bool):
-        raise TypeError(f"norm_first must be True or False, got {norm_first!r}")
-
-
-def _check_dropout(dropout) -> None:
-    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-
-
-def _check_stream(name: str, x, d_model: int, what: str) -> None:
-    """x must be a floating-point (B, T, d_model) tensor."""
-    expected = f"{what} with d_model={d_model}"
-    _check_tensor(name, x, 3, expected)
-    if x.dim() != 3 or x.shape[-1] != d_model:
-        raise ValueError(f"{name} must have shape {expected}, got {_shape(x)}")
-
-
-def _check_named_mask(name: str, mask, expected: tuple[int, ...], what: str) -> None:
-    """attention's mask check, with the message naming this argument (src_mask, tgt_mask, ...)."""
-    try:
-        _check_mask(mask, expected, what)
-    except (TypeError, ValueError) as err:
-        message = str(err)
-        if name != "mask" and message.startswith("mask"):
-            message = name + message[len("mask"):]
-        raise type(err)(message) from None
-
-
-def _check_ids(name: str, ids, vocab_size: int, max_len: int) -> None:
-    """ids must be an integer (B, L) tensor of ids in [0, vocab_size), with L <= max_len."""
-    if not isinstance(ids, torch.Tensor):
-        raise TypeError(f"{name} must be an integer torch.Tensor of shape (B, L), got {type(ids).__name__}")
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids (e.g. torch.long), got dtype {ids.dtype}")
-    if ids.dim() != 2:
-        raise ValueError(f"{name} must have shape (B, L), got {_shape(ids)}")
-    if ids.shape[1] == 0:
-        raise ValueError(f"{name} must hold at least one token, got {_shape(ids)}")
-    if ids.shape[1] > max_len:
-        raise ValueError(
-            f"{name} has length L={ids.shape[1]}, longer than the positional table's max_len={max_len}; "
-            f"shorten the sequence or build the model with a larger max_len"
-        )
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(
-            f"{name} must hold ids in [0, vocab_size={vocab_size}), got values from {int(ids.min())} to {int(ids.max())}"
-        )
 
 
 # ---------------------------------------------------------------------------
@@ -133,8 +77,8 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
     Returns:
         (max_len, d_model) float32 tensor with values in [-1, 1].
     """
-    _check_positive_int("max_len", max_len)
-    _check_positive_int("d_model", d_model)
+    _checks.check_positive_int("max_len", max_len)
+    _checks.check_positive_int("d_model", d_model)
     position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (max_len, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # 2i = 0, 2, 4, ...; ceil(d/2) values
     # Computed in float64 so that the angles of large positions keep their digits.
@@ -173,9 +117,9 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu",
                  bias: bool = True):
         super().__init__()
-        _check_positive_int("d_model", d_model)
-        _check_positive_int("d_ff", d_ff)
-        _check_dropout(dropout)
+        _checks.check_positive_int("d_model", d_model)
+        _checks.check_positive_int("d_ff", d_ff)
+        _checks.check_probability("dropout", dropout)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
@@ -184,9 +128,12 @@ class FeedForward(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_tensor("x", x, 1, f"(..., d_model={self.linear1.in_features})")
-        if x.shape[-1] != self.linear1.in_features:
-            raise ValueError(f"x must have shape (..., d_model={self.linear1.in_features}), got {_shape(x)}")
+        d = self.linear1.in_features
+        _checks.check_stream("x", x, d, f"(..., d_model={d})", dim=None)
+        return self.forward_unchecked(x)
+
+    def forward_unchecked(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without the input check, for layers that checked x once."""
         return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))
 
 
@@ -228,8 +175,8 @@ class EncoderLayer(nn.Module):
                  norm_first: bool = False, activation: str = "relu", bias: bool = True,
                  layer_norm_eps: float = 1e-5):
         super().__init__()
-        _check_dropout(dropout)
-        _check_norm_first(norm_first)
+        _checks.check_probability("dropout", dropout)
+        _checks.check_bool("norm_first", norm_first)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias)
         self.ffn = FeedForward(d_model, d_ff, dropout, activation=activation, bias=bias)
@@ -245,20 +192,26 @@ class EncoderLayer(nn.Module):
 
         Returns (B, T, d).
         """
-        _check_stream("x", x, self.d_model, "(B, T, d_model)")
-        B, T, _ = x.shape
+        _checks.check_stream("x", x, self.d_model, f"(B, T, d_model) with d_model={self.d_model}")
         if mask is not None:
-            _check_named_mask("mask", mask, (B, self.num_heads, T, T), "(B, h, T, T)")
+            B, T, _ = x.shape
+            _checks.check_mask(mask, (B, self.num_heads, T, T), "(B, h, T, T)")
+        return self.forward_unchecked(x, mask)
+
+    def forward_unchecked(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` without the input checks, for a stack that checked its input once."""
+        # the inputs are checked already: the sub-layers take their unchecked paths
+        self_attn, ffn = self.self_attn.forward_unchecked, self.ffn.forward_unchecked
         if self.norm_first:
             normed = self.norm1(x)
-            attn_out, weights = self.self_attn(normed, normed, normed, mask)  # (B, T, d), (B, h, T, T)
+            attn_out, weights = self_attn(normed, normed, normed, mask)  # (B, T, d), (B, h, T, T)
             self.attn_weights = weights.detach()
             x = x + self.dropout1(attn_out)
-            return x + self.dropout2(self.ffn(self.norm2(x)))
-        attn_out, weights = self.self_attn(x, x, x, mask)  # (B, T, d), (B, h, T, T)
+            return x + self.dropout2(ffn(self.norm2(x)))
+        attn_out, weights = self_attn(x, x, x, mask)  # (B, T, d), (B, h, T, T)
         self.attn_weights = weights.detach()
         x = self.norm1(x + self.dropout1(attn_out))
-        x = self.norm2(x + self.dropout2(self.ffn(x)))
+        x = self.norm2(x + self.dropout2(ffn(x)))
         return x
 
 
@@ -288,8 +241,8 @@ class DecoderLayer(nn.Module):
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
                  norm_first: bool = False):
         super().__init__()
-        _check_dropout(dropout)
-        _check_norm_first(norm_first)
+        _checks.check_probability("dropout", dropout)
+        _checks.check_bool("norm_first", norm_first)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
@@ -312,34 +265,47 @@ class DecoderLayer(nn.Module):
         tgt_mask: bool broadcastable to (B, h, T, T), usually causal & padding (B, 1, T, T).
         Returns (B, T, d).
         """
-        _check_stream("x", x, self.d_model, "(B, T, d_model)")
-        _check_stream("memory", memory, self.d_model, "(B, S, d_model)")
-        B, T, _ = x.shape
-        S = memory.shape[1]
-        if memory.shape[0] != B:
-            raise ValueError(f"memory must have the batch size of x: x {_shape(x)}, memory {_shape(memory)}")
-        if tgt_mask is not None:
-            _check_named_mask("tgt_mask", tgt_mask, (B, self.num_heads, T, T), "(B, h, T, T)")
-        if src_mask is not None:
-            _check_named_mask("src_mask", src_mask, (B, self.num_heads, T, S), "(B, h, T, S)")
+        _checks.check_stream("x", x, self.d_model, f"(B, T, d_model) with d_model={self.d_model}")
+        _check_memory_and_masks("x", x, memory, src_mask, tgt_mask, self.d_model, self.num_heads)
+        return self.forward_unchecked(x, memory, src_mask, tgt_mask)
 
+    def forward_unchecked(self, x: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
+                          tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` without the input checks, for a :class:`Decoder` that checked its input once."""
+        # the inputs are checked already: the sub-layers take their unchecked paths
+        self_attn, cross_attn, ffn = (self.self_attn.forward_unchecked, self.cross_attn.forward_unchecked,
+                                      self.ffn.forward_unchecked)
         if self.norm_first:
             normed = self.norm1(x)
-            attn_out, weights = self.self_attn(normed, normed, normed, tgt_mask)  # (B, T, d), (B, h, T, T)
+            attn_out, weights = self_attn(normed, normed, normed, tgt_mask)  # (B, T, d), (B, h, T, T)
             self.self_attn_weights = weights.detach()
             x = x + self.dropout1(attn_out)
-            attn_out, weights = self.cross_attn(self.norm2(x), memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
+            attn_out, weights = cross_attn(self.norm2(x), memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
             self.cross_attn_weights = weights.detach()
             x = x + self.dropout2(attn_out)
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        attn_out, weights = self.self_attn(x, x, x, tgt_mask)  # (B, T, d), (B, h, T, T)
+            return x + self.dropout3(ffn(self.norm3(x)))
+        attn_out, weights = self_attn(x, x, x, tgt_mask)  # (B, T, d), (B, h, T, T)
         self.self_attn_weights = weights.detach()
         x = self.norm1(x + self.dropout1(attn_out))
-        attn_out, weights = self.cross_attn(x, memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
+        attn_out, weights = cross_attn(x, memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
         self.cross_attn_weights = weights.detach()
         x = self.norm2(x + self.dropout2(attn_out))
-        x = self.norm3(x + self.dropout3(self.ffn(x)))
+        x = self.norm3(x + self.dropout3(ffn(x)))
         return x
+
+
+def _check_memory_and_masks(x_name: str, x: torch.Tensor, memory, src_mask, tgt_mask, d_model: int,
+                            num_heads: int) -> None:
+    """A decoder's inputs beside its target x (B, T) or (B, T, d): memory (B, S, d) and both masks."""
+    _checks.check_stream("memory", memory, d_model, f"(B, S, d_model) with d_model={d_model}")
+    (B, T), S = x.shape[:2], memory.shape[1]
+    if memory.shape[0] != B:
+        raise ValueError(f"memory must have the batch size of {x_name}: "
+                         f"{x_name} {_checks.shape_of(x)}, memory {_checks.shape_of(memory)}")
+    if tgt_mask is not None:
+        _checks.check_mask(tgt_mask, (B, num_heads, T, T), "(B, h, T, T)", name="tgt_mask")
+    if src_mask is not None:
+        _checks.check_mask(src_mask, (B, num_heads, T, S), "(B, h, T, S)", name="src_mask")
 
 
 # ---------------------------------------------------------------------------
@@ -357,9 +323,9 @@ class _Embedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int, max_len: int, dropout: float):
         super().__init__()
-        _check_positive_int("vocab_size", vocab_size)
-        _check_positive_int("max_len", max_len)
-        _check_dropout(dropout)
+        _checks.check_positive_int("vocab_size", vocab_size)
+        _checks.check_positive_int("max_len", max_len)
+        _checks.check_probability("dropout", dropout)
         self.tok = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.tok.weight, std=d_model ** -0.5)
         # a buffer, not a parameter: it moves with .to(device) and is saved, but is not trained
@@ -367,8 +333,15 @@ class _Embedding(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.vocab_size, self.d_model, self.max_len = vocab_size, d_model, max_len
 
-    def forward(self, ids: torch.Tensor, name: str) -> torch.Tensor:
-        _check_ids(name, ids, self.vocab_size, self.max_len)
+    def forward(self, ids: torch.Tensor, name: str = "ids") -> torch.Tensor:
+        """ids (B, L) -> (B, L, d); ``name`` is the argument named in an error message."""
+        self.check(name, ids)
+        return self.forward_unchecked(ids)
+
+    def check(self, name: str, ids) -> None:
+        _checks.check_token_ids(name, ids, self.vocab_size, self.max_len, length="L")
+
+    def forward_unchecked(self, ids: torch.Tensor) -> torch.Tensor:
         L = ids.shape[1]
         x = self.tok(ids) * math.sqrt(self.d_model) + self.pe[:L]  # (B, L, d) + (L, d) -> (B, L, d)
         return self.dropout(x)
@@ -385,19 +358,28 @@ class Encoder(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
                  max_len: int, dropout: float = 0.1, norm_first: bool = False):
         super().__init__()
-        _check_positive_int("num_layers", num_layers)
-        _check_norm_first(norm_first)
+        _checks.check_positive_int("num_layers", num_layers)
+        _checks.check_bool("norm_first", norm_first)
         self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
         self.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
                                     for _ in range(num_layers))
         # pre-norm layers leave their output un-normalised: one LayerNorm closes the stack
         self.final_norm = nn.LayerNorm(d_model) if norm_first else None
+        self.num_heads = num_heads
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
         """src (B, S) integer ids; src_mask bool broadcastable to (B, h, S, S). Returns (B, S, d)."""
-        x = self.embedding(src, "src")
+        self.embedding.check("src", src)
+        if src_mask is not None:
+            B, S = src.shape
+            _checks.check_mask(src_mask, (B, self.num_heads, S, S), "(B, h, S, S)", name="src_mask")
+        return self.forward_unchecked(src, src_mask)
+
+    def forward_unchecked(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` without the input checks, for a model that checked src once."""
+        x = self.embedding.forward_unchecked(src)
         for layer in self.layers:
-            x = layer(x, src_mask)
+            x = layer.forward_unchecked(x, src_mask)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x
@@ -414,13 +396,14 @@ class Decoder(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
                  max_len: int, dropout: float = 0.1, norm_first: bool = False):
         super().__init__()
-        _check_positive_int("num_layers", num_layers)
-        _check_norm_first(norm_first)
+        _checks.check_positive_int("num_layers", num_layers)
+        _checks.check_bool("norm_first", norm_first)
         self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
         self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
                                     for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(d_model) if norm_first else None  # GPT-2's ln_f
         self.lm_head = nn.Linear(d_model, vocab_size)
+        self.num_heads = num_heads
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
                 tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -428,9 +411,20 @@ class Decoder(nn.Module):
 
         Returns logits (B, T, V).
         """
-        x = self.embedding(tgt, "tgt")
+        self.check("tgt", tgt, memory, src_mask, tgt_mask)
+        return self.forward_unchecked(tgt, memory, src_mask, tgt_mask)
+
+    def check(self, name: str, tgt, memory, src_mask=None, tgt_mask=None) -> None:
+        """The checks of :meth:`forward`, with the target ids called ``name``."""
+        self.embedding.check(name, tgt)
+        _check_memory_and_masks(name, tgt, memory, src_mask, tgt_mask, self.embedding.d_model, self.num_heads)
+
+    def forward_unchecked(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
+                          tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` without the input checks, for a model that checked its inputs once."""
+        x = self.embedding.forward_unchecked(tgt)
         for layer in self.layers:
-            x = layer(x, memory, src_mask, tgt_mask)
+            x = layer.forward_unchecked(x, memory, src_mask, tgt_mask)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return self.lm_head(x)
@@ -461,18 +455,14 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, src: torch.Tensor, src_pad_id: int = 0):
         """src (B, S) -> (memory C (B, S, d), src_mask (B, 1, 1, S), True at real tokens)."""
-        _check_ids("src", src, self.encoder.embedding.vocab_size, self.max_len)
-        src_mask = padding_mask(src, src_pad_id)  # (B, 1, 1, S): no query looks at padding
-        return self.encoder(src, src_mask), src_mask
+        self.encoder.embedding.check("src", src)
+        return self._encode(src, src_pad_id)
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
                tgt_pad_id: int = 0) -> torch.Tensor:
         """tgt_in (B, T), memory (B, S, d) -> logits (B, T, V), with the causal & padding target mask."""
-        _check_ids("tgt_in", tgt_in, self.decoder.embedding.vocab_size, self.max_len)
-        T = tgt_in.shape[1]
-        # (1, 1, T, T) & (B, 1, 1, T) -> (B, 1, T, T): position t sees real tokens at positions <= t
-        tgt_mask = causal_mask(T, device=tgt_in.device)[None, None] & padding_mask(tgt_in, tgt_pad_id)
-        return self.decoder(tgt_in, memory, src_mask, tgt_mask)
+        self.decoder.check("tgt_in", tgt_in, memory, src_mask)
+        return self._decode(tgt_in, memory, src_mask, tgt_pad_id)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, src_pad_id: int = 0,
                 tgt_pad_id: int = 0) -> torch.Tensor:
@@ -480,12 +470,24 @@ class EncoderDecoder(nn.Module):
 
         logits[:, t] predicts the target token after tgt_in[:, :t + 1].
         """
-        _check_ids("src", src, self.encoder.embedding.vocab_size, self.max_len)
-        _check_ids("tgt_in", tgt_in, self.decoder.embedding.vocab_size, self.max_len)
+        self.encoder.embedding.check("src", src)
+        self.decoder.embedding.check("tgt_in", tgt_in)
         if src.shape[0] != tgt_in.shape[0]:
-            raise ValueError(f"src and tgt_in must have the same batch size: src {_shape(src)}, tgt_in {_shape(tgt_in)}")
-        memory, src_mask = self.encode(src, src_pad_id)
-        return self.decode(tgt_in, memory, src_mask, tgt_pad_id)
+            raise ValueError(f"src and tgt_in must have the same batch size: "
+                             f"src {_checks.shape_of(src)}, tgt_in {_checks.shape_of(tgt_in)}")
+        memory, src_mask = self._encode(src, src_pad_id)
+        return self._decode(tgt_in, memory, src_mask, tgt_pad_id)
+
+    # the unchecked paths behind encode, decode and forward (each checks its input once)
+    def _encode(self, src, src_pad_id):
+        src_mask = padding_mask(src, src_pad_id)  # (B, 1, 1, S): no query looks at padding
+        return self.encoder.forward_unchecked(src, src_mask), src_mask
+
+    def _decode(self, tgt_in, memory, src_mask, tgt_pad_id):
+        T = tgt_in.shape[1]
+        # (1, 1, T, T) & (B, 1, 1, T) -> (B, 1, T, T): position t sees real tokens at positions <= t
+        tgt_mask = causal_mask(T, device=tgt_in.device)[None, None] & padding_mask(tgt_in, tgt_pad_id)
+        return self.decoder.forward_unchecked(tgt_in, memory, src_mask, tgt_mask)
 
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, max_len: int, bos_id: int, eos_id: int,
@@ -505,26 +507,23 @@ class EncoderDecoder(nn.Module):
             ids (B, T'), T' <= max_len, without <bos>; each row ends at its first <eos> and is
             padded with <eos> after it. Decoding stops once every row has produced <eos>.
         """
-        _check_positive_int("max_len", max_len)
+        _checks.check_positive_int("max_len", max_len)
         if max_len > self.max_len:
             raise ValueError(f"max_len={max_len} is longer than the positional table's max_len={self.max_len}")
-        was_training = self.training
-        self.eval()
-        try:
+        _checks.check_id_range("bos_id and eos_id", torch.tensor([bos_id, eos_id]), self.decoder.embedding.vocab_size)
+        with evaluating(self):
             memory, src_mask = self.encode(src, src_pad_id)
             B = src.shape[0]
             ys = torch.full((B, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1): <bos>
             done = torch.zeros(B, dtype=torch.bool, device=src.device)
             for _ in range(max_len):
                 # tgt_pad_id=-1: no target id is padding while decoding, so no key is hidden
-                logits = self.decode(ys, memory, src_mask, tgt_pad_id=-1)  # (B, t, V)
+                logits = self._decode(ys, memory, src_mask, tgt_pad_id=-1)  # (B, t, V)
                 next_id = logits[:, -1].argmax(dim=-1).masked_fill(done, eos_id)  # (B,)
                 ys = torch.cat([ys, next_id[:, None]], dim=1)  # (B, t) -> (B, t + 1)
                 done |= next_id == eos_id
                 if bool(done.all()):
                     break
-        finally:
-            self.train(was_training)
         return ys[:, 1:]
 
     def attention_maps(self) -> dict[str, list[torch.Tensor]]:

@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from course_lib.bert import (IGNORE_INDEX, BertConfig, BertForPreTraining, BertModel, make_nsp_pairs,
                              mask_tokens, mean_pool, sentence_embeddings)
@@ -26,18 +27,12 @@ def minilm():
     return ours, theirs, WordPieceTokenizer.from_file(path / "vocab.txt")
 
 
-def _batch(tok, pairs):
-    encoded = [tok.encode(a, b) for a, b in pairs]
-    T = max(len(e["input_ids"]) for e in encoded)
-    return {k: torch.tensor([e[k] + [0] * (T - len(e[k])) for e in encoded]) for k in encoded[0]}
-
-
 def test_minilm_equals_transformers(minilm):
     ours, theirs, tok = minilm
     assert ours.config.num_hidden_layers == 6 and ours.config.hidden_size == 384
     assert ours.config.num_attention_heads == 12 and ours.config.vocab_size == 30522
-    batch = _batch(tok, [("the man went to the store", "he bought a gallon of milk"),
-                         ("penguins are flightless birds", None), ("Attention is all you need!", "Really?")])
+    texts_a = ["the man went to the store", "penguins are flightless birds", "Attention is all you need!"]
+    batch = tok.encode_batch(texts_a, ["he bought a gallon of milk", None, "Really?"])
     with torch.no_grad():
         mine = ours(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
         ref = theirs(**batch, output_attentions=True)
@@ -74,12 +69,70 @@ def test_bad_input():
         model(torch.zeros(1, 5))
     with pytest.raises(ValueError, match="token_type_ids must have the shape"):
         model(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="token_type_ids must be in"):
+    with pytest.raises(ValueError, match=r"token_type_ids must hold ids in \[0, type_vocab_size=2\)"):
         model(torch.zeros(1, 5, dtype=torch.long), torch.full((1, 5), 2))
     with pytest.raises(ValueError, match="divisible by num_attention_heads"):
         BertConfig(hidden_size=10, num_attention_heads=3)
     with pytest.raises(FileNotFoundError, match="config.json and model.safetensors"):
         BertModel.from_pretrained("/nonexistent")
+
+
+@pytest.fixture
+def bert_folder(tmp_path):
+    """A small random transformers.BertModel saved by transformers, and the model itself (eval mode)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=20)
+    reference = transformers.BertModel(config).eval()
+    reference.save_pretrained(tmp_path)
+    return tmp_path, reference
+
+
+def _edit_checkpoint(folder, edit) -> None:
+    file = folder / "model.safetensors"
+    state = load_file(str(file))
+    edit(state)
+    save_file(state, str(file))
+
+
+def test_from_pretrained_equals_transformers_and_skips_buffers_and_heads(bert_folder):
+    folder, reference = bert_folder
+    ids = torch.randint(0, 50, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+
+    def compare():
+        ours = BertModel.from_pretrained(folder)
+        assert not ours.training
+        with torch.no_grad():
+            mine, ref = ours(ids, attention_mask=mask), reference(ids, attention_mask=mask)
+        torch.testing.assert_close(mine.last_hidden_state[mask.bool()], ref.last_hidden_state[mask.bool()],
+                                   atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(mine.pooler_output, ref.pooler_output, atol=1e-5, rtol=1e-4)
+
+    compare()
+    # the position_ids buffer and a pretraining checkpoint's heads (cls.*) are not BertModel's weights
+    _edit_checkpoint(folder, lambda state: state.update({"embeddings.position_ids": torch.arange(20)[None],
+                                                         "cls.seq_relationship.bias": torch.zeros(2)}))
+    compare()
+    # BertForPreTraining saves the encoder under "bert."
+    _edit_checkpoint(folder, lambda state: state.update({(k if k.startswith("cls.") else "bert." + k): state.pop(k)
+                                                         for k in list(state)}))
+    compare()
+
+
+def test_from_pretrained_names_a_missing_or_unused_tensor(bert_folder):
+    folder, _ = bert_folder
+    _edit_checkpoint(folder, lambda state: state.update({"encoder.layer.0.attention.self.extra": torch.zeros(2)}))
+    with pytest.raises(ValueError, match=r"model\.safetensors \(BERT\) does not fit the model: "
+                                         r"unused encoder\.layer\.0\.attention\.self\.extra$"):
+        BertModel.from_pretrained(folder)
+    _edit_checkpoint(folder, lambda state: [state.pop("encoder.layer.0.attention.self.extra"),
+                                            state.pop("encoder.layer.1.output.LayerNorm.weight")])
+    with pytest.raises(ValueError, match=r"does not fit the model: "
+                                         r"missing encoder\.layer\.1\.output\.LayerNorm\.weight$"):
+        BertModel.from_pretrained(folder)
 
 
 def test_minilm_path_explains_how_to_install(monkeypatch):
@@ -182,3 +235,16 @@ def test_sentence_embeddings_equal_sentence_transformers(minilm):
 def test_mean_pool_ignores_padding():
     h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     assert torch.equal(mean_pool(h, torch.tensor([[1, 1, 0]])), torch.tensor([[2.0, 3.0]]))
+
+
+def test_sentence_embeddings_run_in_eval_mode_and_give_the_mode_back():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                        max_position_embeddings=20, hidden_dropout_prob=0.5, attention_probs_dropout_prob=0.5)
+    model = BertModel(config).train()
+    tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"])
+    first = sentence_embeddings(model, tok, ["a b a", "c"])
+    assert model.training  # given back as it came
+    assert torch.equal(first, sentence_embeddings(model, tok, ["a b a", "c"]))  # no dropout inside
+    torch.testing.assert_close(first[1], sentence_embeddings(model, tok, ["c"])[0])  # padding changes nothing
+    torch.testing.assert_close(first.norm(dim=-1), torch.ones(2))

@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
-from course_lib.exercises import _combined_reference
+from course_lib.exercises import get_exercise
 from course_lib.gpt import GPT, IGNORE_INDEX, GPTConfig, GPTForClassification, next_token_probs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,20 +69,73 @@ def test_bad_input_raises_clear_errors(model):
         GPTConfig(vocab_size=5, block_size=0)
 
 
-def test_from_hf_gpt2_equals_transformers(tmp_path):
+@pytest.fixture
+def gpt2_folder(tmp_path):
+    """A small random GPT2LMHeadModel saved by transformers, and the model itself (eval mode)."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=61, n_positions=24, n_embd=32, n_layer=2, n_head=4,
                                      bos_token_id=0, eos_token_id=0)
     reference = transformers.GPT2LMHeadModel(config).eval()
     reference.save_pretrained(tmp_path)
-    ours = GPT.from_hf_gpt2(tmp_path)
+    return tmp_path, reference
+
+
+def test_from_hf_gpt2_equals_transformers(gpt2_folder, tmp_path):
+    folder, reference = gpt2_folder
+    ours = GPT.from_hf_gpt2(folder)
     assert ours.lm_head.weight is ours.wte.weight
+    assert not ours.training
     idx = torch.randint(0, 61, (2, 24))
     with torch.no_grad():
         torch.testing.assert_close(ours(idx)[0], reference(idx).logits, atol=1e-4, rtol=1e-4)
     with pytest.raises(FileNotFoundError, match="config.json and model.safetensors"):
         GPT.from_hf_gpt2(tmp_path / "nowhere")
+
+
+def _edit_checkpoint(folder, edit) -> None:
+    file = folder / "model.safetensors"
+    state = load_file(str(file))
+    edit(state)
+    save_file(state, str(file))
+
+
+def test_from_hf_gpt2_names_a_missing_or_unused_tensor(gpt2_folder):
+    folder, _ = gpt2_folder
+    _edit_checkpoint(folder, lambda state: state.update({"transformer.h.0.attn.extra.weight": torch.zeros(3)}))
+    with pytest.raises(ValueError, match=r"does not fit the model: unused transformer\.h\.0\.attn\.extra\.weight$"):
+        GPT.from_hf_gpt2(folder)
+    _edit_checkpoint(folder, lambda state: state.pop("transformer.h.0.attn.extra.weight"))
+    _edit_checkpoint(folder, lambda state: state.pop("transformer.h.1.ln_2.bias"))
+    with pytest.raises(ValueError, match=r"model\.safetensors \(GPT-2\) does not fit the model: "
+                                         r"missing transformer\.h\.1\.ln_2\.bias$"):
+        GPT.from_hf_gpt2(folder)
+
+
+def test_from_hf_gpt2_skips_mask_buffers_and_the_tied_head(gpt2_folder):
+    """Older GPT-2 files carry each block's causal mask and a copy of wte as lm_head: neither is a weight."""
+    folder, reference = gpt2_folder
+
+    def add_buffers(state):
+        for i in range(2):
+            state[f"transformer.h.{i}.attn.bias"] = torch.ones(1, 1, 24, 24).tril()
+            state[f"transformer.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+        state["lm_head.weight"] = state["transformer.wte.weight"].clone()
+
+    _edit_checkpoint(folder, add_buffers)
+    idx = torch.randint(0, 61, (2, 24))
+    with torch.no_grad():
+        torch.testing.assert_close(GPT.from_hf_gpt2(folder)(idx)[0], reference(idx).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_from_hf_gpt2_reads_a_checkpoint_without_prefix(gpt2_folder):
+    """GPT2Model (no LM head) saves its tensors without the "transformer." prefix."""
+    folder, reference = gpt2_folder
+    _edit_checkpoint(folder, lambda state: state.update({k.removeprefix("transformer."): state.pop(k)
+                                                         for k in list(state)}))
+    idx = torch.randint(0, 61, (1, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(GPT.from_hf_gpt2(folder)(idx)[0], reference(idx).logits, atol=1e-4, rtol=1e-4)
 
 
 def test_generate_is_seeded_and_respects_top_k(model):
@@ -100,6 +154,19 @@ def test_generate_is_seeded_and_respects_top_k(model):
     assert torch.equal(top1, greedy)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         model.generate(prompt, 3, temperature=0)
+    with pytest.raises(ValueError, match=r"idx must hold ids in \[0, vocab_size=23\)"):
+        model.generate(torch.tensor([[1, 23]]), 3)
+
+
+def test_generate_runs_in_eval_mode_and_gives_the_mode_back():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=23, block_size=12, n_layer=1, n_head=2, n_embd=16, dropout=0.5)).train()
+    prompt = torch.tensor([[1, 2, 3]])
+    a = model.generate(prompt, 6, generator=torch.Generator().manual_seed(0))
+    assert model.training  # given back as it came
+    model.eval()
+    assert torch.equal(a, model.generate(prompt, 6, generator=torch.Generator().manual_seed(0)))  # no dropout inside
+    assert not model.training
 
 
 def test_temperature_sharpens_and_flattens():
@@ -122,7 +189,8 @@ def test_classifier_reads_the_last_real_token_and_l3(model):
     targets = padded[:, 1:].clone()
     targets[0, 5:] = IGNORE_INDEX
     targets[1, 3:] = IGNORE_INDEX
-    (expected,) = _combined_reference(logits, labels, lm_logits, targets, 0.5)  # the exercise's L2 + λ L1
+    reference = get_exercise("gpt_combined_loss").checker.reference  # the exercise's L2 + λ L1
+    (expected,) = reference(logits, labels, lm_logits, targets, 0.5)
     assert l3.item() == pytest.approx(expected.item(), rel=1e-5)
     _, l2 = clf(padded, labels=labels, lengths=lengths)
     assert l2.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+import torch
 
 from course_lib.pretrained import minilm_path
 from course_lib.tokenizers import WordPieceTokenizer
@@ -73,3 +74,58 @@ def test_bad_input():
     with pytest.raises(FileNotFoundError, match="no vocabulary file"):
         WordPieceTokenizer.from_file("/nonexistent/vocab.txt")
     assert tok.tokenize("a b") == ["a", "[UNK]"]
+
+
+def test_special_ids_are_the_five_special_tokens(tokenizers):
+    ours, fast, _ = tokenizers
+    assert ours.special_ids == [ours.pad_id, ours.unk_id, ours.cls_id, ours.sep_id, ours.mask_id]
+    assert [ours.itos[i] for i in ours.special_ids] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert sorted(ours.special_ids) == sorted(fast.all_special_ids)
+
+
+PAIRS = [("the man went to the store", "he bought a gallon of milk"), ("penguins are flightless birds", "yes"),
+         ("Attention is all you need!", "Really? 我爱你")]
+
+
+def _same_batch(mine: dict, theirs) -> None:
+    assert set(mine) == {"input_ids", "token_type_ids", "attention_mask"}
+    for key, value in mine.items():
+        assert value.dtype == torch.long, key
+        assert torch.equal(value, theirs[key]), key
+
+
+def test_encode_batch_equals_transformers_padded_batch(tokenizers):
+    ours, fast, _ = tokenizers
+    singles = [a for a, _ in PAIRS] + ["a"]
+    _same_batch(ours.encode_batch(singles), fast(singles, padding=True, return_tensors="pt"))
+    a, b = [p[0] for p in PAIRS], [p[1] for p in PAIRS]
+    _same_batch(ours.encode_batch(a, b), fast(a, b, padding=True, return_tensors="pt"))
+    _same_batch(ours.encode_batch(a, b, max_length=9),
+                fast(a, b, padding=True, truncation="longest_first", max_length=9, return_tensors="pt"))
+    # each row is the row's own encode, padded after its last real token
+    batch = ours.encode_batch(a, b)
+    for row, (text_a, text_b) in enumerate(PAIRS):
+        one = ours.encode(text_a, text_b)
+        n = len(one["input_ids"])
+        for key in one:
+            assert batch[key][row, :n].tolist() == one[key]
+        assert (batch["input_ids"][row, n:] == ours.pad_id).all()
+        assert (batch["attention_mask"][row, n:] == 0).all() and (batch["token_type_ids"][row, n:] == 0).all()
+
+
+def test_encode_batch_mixes_single_sentences_and_pairs(tokenizers):
+    ours, _, _ = tokenizers
+    batch = ours.encode_batch(["one sentence", "a pair"], [None, "its second half"])
+    assert batch["input_ids"][0].tolist()[:4] == ours.encode("one sentence")["input_ids"]
+    assert batch["token_type_ids"][0].tolist() == [0] * batch["input_ids"].shape[1]
+    assert batch["token_type_ids"][1].tolist() == ours.encode("a pair", "its second half")["token_type_ids"]
+
+
+def test_encode_batch_rejects_bad_input(tokenizers):
+    ours, _, _ = tokenizers
+    with pytest.raises(TypeError, match=r"texts_a must be a list of texts.*\[text\]"):
+        ours.encode_batch("a single string")
+    with pytest.raises(ValueError, match="texts_b must hold one entry per text in texts_a"):
+        ours.encode_batch(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="texts_a must hold at least one text"):
+        ours.encode_batch([])

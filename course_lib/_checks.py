@@ -1,25 +1,50 @@
-"""Input validation shared by every public function of the course.
+"""Input validation shared by every public function of the course, and "checked once".
 
 Each check raises a ``TypeError`` (wrong kind of object or dtype) or a ``ValueError`` (wrong
 shape or value) whose message names the argument, what was expected and what was given.
-Public functions check their input once, at the boundary; the internal calls they make
-afterwards take the unchecked path.
+
+Inputs are checked once, where they enter the library. A module states its checks in a small
+method beside ``forward`` (``_check_inputs``; ``_check_<name>`` beside another method) and names
+it with :func:`checked_by`::
+
+    class EncoderLayer(nn.Module):
+        def _check_inputs(self, x, mask=None):
+            _checks.check_stream("x", x, self.d_model, ...)
+            ...
+
+        @_checks.checked_by(_check_inputs)
+        def forward(self, x, mask=None):
+            attn_out, weights = self.self_attn(x, x, x, mask)   # plain calls of the sub-layers
+            ...
+
+Calling ``layer(x, mask)`` runs ``_check_inputs(layer, x, mask)`` first, then ``forward``.
+Inside that call, the sub-layers' own checked methods skip their checks: their inputs were
+built by the library from inputs already checked. A mask is therefore checked once per layer,
+stack or model call, not once per sub-layer, and ``forward`` reads as the formula it computes.
+A call from outside the library (a notebook, a learner's own ``nn.Module``, another thread) is
+always checked. The one rule for a checked method: pass the checked calls inside it only what
+it built from its own checked inputs.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 
 import torch
 
 __all__ = [
+    "checked_by",
     "shape_of",
     "check_tensor",
     "check_stream",
     "check_same_shape",
     "check_mask",
+    "check_memory_and_masks",
     "check_token_ids",
     "check_id_range",
     "check_positive_int",
@@ -84,6 +109,23 @@ def check_mask(mask, expected: tuple[int, ...], what: str, name: str = "mask") -
         shape = None
     if shape != torch.Size(expected):
         raise ValueError(f"{name} must be broadcastable to {what} = {tuple(expected)}, got {shape_of(mask)}")
+
+
+def check_memory_and_masks(x_name: str, x: torch.Tensor, memory, src_mask, tgt_mask, d_model: int,
+                           num_heads: int) -> None:
+    """A decoder's inputs beside its target ``x`` (B, T) or (B, T, d): memory (B, S, d) and both masks.
+
+    ``x_name`` names the target (the layer's input stream or the stack's ids) in the messages.
+    """
+    check_stream("memory", memory, d_model, f"(B, S, d_model) with d_model={d_model}")
+    (B, T), S = x.shape[:2], memory.shape[1]
+    if memory.shape[0] != B:
+        raise ValueError(f"memory must have the batch size of {x_name}: "
+                         f"{x_name} {shape_of(x)}, memory {shape_of(memory)}")
+    if tgt_mask is not None:
+        check_mask(tgt_mask, (B, num_heads, T, T), "(B, h, T, T)", name="tgt_mask")
+    if src_mask is not None:
+        check_mask(src_mask, (B, num_heads, T, S), "(B, h, T, S)", name="src_mask")
 
 
 def check_positive_int(name: str, value, allow_none: bool = False) -> None:
@@ -155,3 +197,55 @@ def check_checkpoint_keys(source: str, found: Iterable[str], expected: Iterable[
         problems.append("unused " + ", ".join(unused))
     if problems:
         raise ValueError(f"{source} does not fit the model: {'; '.join(problems)}")
+
+
+# ---------------------------------------------------------------------------
+# Checked once: the check runs at the outermost checked call only
+# ---------------------------------------------------------------------------
+
+# How many checked calls this thread is inside (0: the next checked call comes from outside the
+# library). Per thread, so that two threads running models never skip each other's checks.
+_state = threading.local()
+
+
+def checked_by(check: Callable) -> Callable[[Callable], Callable]:
+    """Decorator: run ``check(*args, **kwargs)`` before the decorated function, at the outermost call only.
+
+    ``check`` takes exactly the decorated function's parameters (for a method: ``self`` and the
+    rest, with the same names, order and defaults; a mismatch raises ``TypeError`` when the class
+    is defined) and raises on bad input. Inside a checked call (a layer calling its sub-layers, a model calling
+    its blocks) the inputs are ones the library built from already-checked inputs, so nested
+    checked calls skip their checks. The count of open calls is restored on the way out, even
+    when the check or the function raises; it is kept per thread.
+
+    ``functools.wraps`` keeps the function's name, docstring and source:
+    ``inspect.getsource(layer.forward)`` shows the decorator line and the original body.
+    """
+    if not callable(check):
+        raise TypeError(f"checked_by takes the check function itself, got {check!r}")
+    wanted = _parameters(check)
+
+    def decorate(fn: Callable) -> Callable:
+        if _parameters(fn) != wanted:
+            raise TypeError(f"checked_by: {check.__qualname__}{inspect.signature(check)} must take the parameters of "
+                            f"{fn.__qualname__}{inspect.signature(fn)}")
+
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            depth = getattr(_state, "depth", 0)
+            if depth == 0:  # called from outside the library: check
+                check(*args, **kwargs)
+            _state.depth = depth + 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _state.depth = depth
+
+        return checked
+
+    return decorate
+
+
+def _parameters(fn: Callable) -> list:
+    """(name, kind, default) of each parameter of ``fn``: what a check must share with its function."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]

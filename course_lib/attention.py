@@ -19,6 +19,10 @@ Shapes: B batch, h heads, Tq / Tk query / key lengths, d model width.
 Masks are boolean and **True means "may attend"**, the convention of
 ``torch.nn.functional.scaled_dot_product_attention``. A query row whose keys are all
 masked gets all-zero weights and a zero output, never NaN.
+
+Inputs are checked once, where they enter: :func:`masked_softmax`, :func:`scaled_dot_product_attention`
+and :meth:`MultiHeadAttention.forward` name their checks with :func:`course_lib._checks.checked_by`,
+so the attention inside a multi-head layer does not check again what the layer has checked.
 """
 
 from __future__ import annotations
@@ -146,19 +150,19 @@ def make_score(name: str, d_query: int, d_key: int | None = None, d_hidden: int 
 # Softmax with a mask, and soft / key-value attention
 # ---------------------------------------------------------------------------
 
+def _check_masked_softmax(scores, mask=None):
+    """The input check of :func:`masked_softmax`."""
+    if mask is not None:
+        _checks.check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
+
+
+@_checks.checked_by(_check_masked_softmax)
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax over the last axis where ``mask`` is True; masked entries get exactly 0.
 
     scores (..., Tq, Tk); mask bool, broadcastable to scores. A row with no allowed entry
     becomes all zeros (a plain softmax of all -inf would give NaN).
     """
-    if mask is not None:
-        _checks.check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
-    return _masked_softmax(scores, mask)
-
-
-def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """:func:`masked_softmax` without the mask check, for callers that checked it."""
     if mask is None:
         return torch.softmax(scores, dim=-1)
     # Masking happens *before* the softmax: -inf scores get weight exp(-inf) = 0 and the
@@ -201,28 +205,15 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None 
         )
     score = ScaledDotScore() if score is None else score
     scores = score(query, keys)  # (..., Tq, Tk); the score module checks the widths
-    if mask is not None:
-        _checks.check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
-    weights = _masked_softmax(scores, mask)
+    weights = masked_softmax(scores, mask)  # checks the mask against the scores' shape
     context = weights @ values  # (..., Tq, Tk) @ (..., Tk, d_v) -> (..., Tq, d_v)
     if single:
         return context.squeeze(-2), weights.squeeze(-2)
     return context, weights
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
-                                 generator: torch.Generator | None = None):
-    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, written out.
-
-    Args:
-        q: (..., Tq, d_k); k: (..., Tk, d_k); v: (..., Tk, d_v).
-        mask: bool, broadcastable to (..., Tq, Tk); True = may attend.
-        dropout_p: dropout on the attention weights (training only; 0 keeps it exact).
-
-    Returns:
-        output (..., Tq, d_v) and weights (..., Tq, Tk). Rows with no allowed key are zero.
-    """
+def _check_scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, generator=None):
+    """The input checks of :func:`scaled_dot_product_attention`."""
     _checks.check_tensor("q", q, 2, "(..., Tq, d_k)")
     _checks.check_tensor("k", k, 2, "(..., Tk, d_k)")
     _checks.check_tensor("v", v, 2, "(..., Tk, d_v)")
@@ -239,17 +230,27 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     if mask is not None:  # the shape of the scores Q K^T
         scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
         _checks.check_mask(mask, scores_shape, "(..., Tq, Tk)")
-    return _attention(q, k, v, mask, dropout_p, generator)
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-               dropout_p: float = 0.0, generator: torch.Generator | None = None):
-    """:func:`scaled_dot_product_attention` without the input checks, for callers that checked them."""
+@_checks.checked_by(_check_scaled_dot_product_attention)
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
+                                 generator: torch.Generator | None = None):
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, written out.
+
+    Args:
+        q: (..., Tq, d_k); k: (..., Tk, d_k); v: (..., Tk, d_v).
+        mask: bool, broadcastable to (..., Tq, Tk); True = may attend.
+        dropout_p: dropout on the attention weights (training only; 0 keeps it exact).
+
+    Returns:
+        output (..., Tq, d_v) and weights (..., Tq, Tk). Rows with no allowed key are zero.
+    """
     d_k = q.shape[-1]
     # Q K^T / sqrt(d_k), with the scale applied to Q (Tq x d_k numbers) rather than to the
     # scores (Tq x Tk numbers): the same result, and cheaper when the sequences are long.
     scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)  # (..., Tq, Tk)
-    weights = _masked_softmax(scores, mask)
+    weights = masked_softmax(scores, mask)
     attn = weights
     if dropout_p > 0.0:
         keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout_p
@@ -298,12 +299,8 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.d_head).transpose(1, 2)  # (B, T, d) -> (B, h, T, d_head)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None):
-        """query (B, Tq, d), key and value (B, Tk, d); mask bool broadcastable to (B, h, Tq, Tk).
-
-        Returns output (B, Tq, d) and the weights of every head (B, h, Tq, Tk).
-        """
+    def _check_inputs(self, query, key, value, mask=None):
+        """The input checks of :meth:`forward`."""
         for name, t in (("query", query), ("key", key), ("value", value)):
             _checks.check_stream(name, t, self.d_model, f"(B, T, d_model={self.d_model})")
         if key.shape[:2] != value.shape[:2]:
@@ -315,11 +312,14 @@ class MultiHeadAttention(nn.Module):
         if mask is not None:
             B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
             _checks.check_mask(mask, (B, self.num_heads, Tq, Tk), "(B, h, Tq, Tk)")
-        return self.forward_unchecked(query, key, value, mask)
 
-    def forward_unchecked(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          mask: torch.Tensor | None = None):
-        """:meth:`forward` without the input checks, for layers that checked their inputs once."""
+    @_checks.checked_by(_check_inputs)
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None = None):
+        """query (B, Tq, d), key and value (B, Tk, d); mask bool broadcastable to (B, h, Tq, Tk).
+
+        Returns output (B, Tq, d) and the weights of every head (B, h, Tq, Tk).
+        """
         B, Tq = query.shape[:2]
         if query is key and key is value:
             # Self-attention: Q, K and V are projections of the same x, so compute them in one
@@ -334,7 +334,7 @@ class MultiHeadAttention(nn.Module):
         k = self._split_heads(k)  # (B, h, Tk, d_head)
         v = self._split_heads(v)  # (B, h, Tk, d_head)
         p = self.dropout if self.training else 0.0
-        context, weights = _attention(q, k, v, mask, dropout_p=p)
+        context, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
         # concatenate the heads: (B, h, Tq, d_head) -> (B, Tq, h * d_head) = context_1 ⊕ ... ⊕ context_h
         context = context.transpose(1, 2).reshape(B, Tq, self.d_model)
         return self.w_o(context), weights

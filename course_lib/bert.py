@@ -116,8 +116,8 @@ class BertModel(nn.Module):
              + self.position_embeddings(torch.arange(T, device=input_ids.device)))
         return self.embeddings_dropout(self.embeddings_norm(x))
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> BertOutput:
+    def _check_inputs(self, input_ids, token_type_ids=None, attention_mask=None):
+        """The input checks of :meth:`forward`."""
         c = self.config
         _checks.check_token_ids("input_ids", input_ids, c.vocab_size, c.max_position_embeddings,
                                 limit="max_position_embeddings")
@@ -126,12 +126,16 @@ class BertModel(nn.Module):
             _checks.check_id_range("token_type_ids", token_type_ids, c.type_vocab_size, "type_vocab_size")
         if attention_mask is not None:
             _checks.check_same_shape("attention_mask", attention_mask, "input_ids", input_ids)
+
+    @_checks.checked_by(_check_inputs)
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> BertOutput:
         x = self.embed(input_ids, token_type_ids)
         # no causal mask: only padding keys are hidden, (B, 1, 1, T) True = may attend
         keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         attentions = []
-        for layer in self.layers:  # inputs checked above, the mask is ours: the layers skip their checks
-            x = layer.forward_unchecked(x, keep)
+        for layer in self.layers:
+            x = layer(x, keep)
             attentions.append(layer.attn_weights)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # the [CLS] position
         return BertOutput(x, pooled, tuple(attentions))

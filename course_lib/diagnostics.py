@@ -15,7 +15,8 @@ from torch import nn
 
 from . import _checks
 from .attention import MultiHeadAttention
-from .transformer import Encoder, FeedForward
+from .encoder_decoder import Encoder
+from .transformer import FeedForward
 
 __all__ = [
     "softmax_saturation",

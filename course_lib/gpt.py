@@ -86,19 +86,27 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.wte.weight.numel() - self.wpe.weight.numel()
 
+    def _check_hidden_states(self, idx):
+        """The input check of :meth:`hidden_states`: ids in the vocabulary, at most block_size of them."""
+        _checks.check_token_ids("idx", idx, self.config.vocab_size, self.config.block_size, limit="block_size")
+
+    @_checks.checked_by(_check_hidden_states)
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) -> h_n after the final LayerNorm, (B, T, d)."""
-        _checks.check_token_ids("idx", idx, self.config.vocab_size, self.config.block_size, limit="block_size")
-        return self._hidden_states(idx)
-
-    def _hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # h_0 = U W_e + W_p
         mask = self.mask[:T, :T]
-        for block in self.blocks:  # idx checked above, the mask is ours: the blocks skip their checks
-            x = block.forward_unchecked(x, mask)  # masked self-attention: position t sees positions <= t
+        for block in self.blocks:
+            x = block(x, mask)  # h_l = transformer_block(h_{l-1}): position t sees positions <= t
         return self.ln_f(x)
 
+    def _check_inputs(self, idx, targets=None):
+        """The input checks of :meth:`forward`."""
+        self._check_hidden_states(idx)
+        if targets is not None:
+            _checks.check_same_shape("targets", targets, "idx", idx)
+
+    @_checks.checked_by(_check_inputs)
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """idx (B, T) token ids -> (logits (B, T, V), loss or None).
 
@@ -109,10 +117,18 @@ class GPT(nn.Module):
         logits = self.lm_head(self.hidden_states(idx))  # (B, T, V)
         if targets is None:
             return logits, None
-        _checks.check_same_shape("targets", targets, "idx", idx)
         return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
+    def _check_generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, stop_token=None):
+        """The input checks of :meth:`generate`."""
+        _checks.check_token_ids("idx", idx, self.config.vocab_size)  # any length: cropped below
+        _checks.check_positive_int("max_new_tokens", max_new_tokens)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        _checks.check_positive_int("top_k", top_k, allow_none=True)
+
     @torch.no_grad()
+    @_checks.checked_by(_check_generate)
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None, stop_token: int | None = None) -> torch.Tensor:
         """Continue each row of idx (B, T) by sampling ``max_new_tokens`` tokens; returns (B, T + new).
@@ -122,15 +138,10 @@ class GPT(nn.Module):
         block_size are cropped to the last block_size tokens. With ``stop_token``, stops once
         every row has produced it. The model runs in eval mode (no dropout), then gets its mode back.
         """
-        _checks.check_token_ids("idx", idx, self.config.vocab_size)  # any length: cropped below
-        _checks.check_positive_int("max_new_tokens", max_new_tokens)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        _checks.check_positive_int("top_k", top_k, allow_none=True)
         with evaluating(self):
             done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
             for _ in range(max_new_tokens):
-                logits = self.lm_head(self._hidden_states(idx[:, -self.config.block_size:]))  # (B, T, V)
+                logits = self.lm_head(self.hidden_states(idx[:, -self.config.block_size:]))  # (B, T, V)
                 probs = next_token_probs(logits[:, -1], temperature, top_k)  # (B, V)
                 nxt = torch.multinomial(probs, 1, generator=generator)     # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)

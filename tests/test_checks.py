@@ -1,22 +1,26 @@
 """course_lib._checks: the input validation every public function shares, and "checked once".
 
-The first half tests each check's verdicts and messages. The second counts the checks that
-one forward pass makes (monkeypatched spies): a public entry point checks its inputs once,
-and the layers and stacks it calls take their unchecked paths, so a mask is checked once
-on its way through a layer, a stack or a whole model, never once per sub-layer.
+The first half tests each check's verdicts and messages. The second tests ``checked_by`` and
+counts the checks that one forward pass makes (monkeypatched spies): a public entry point checks
+its inputs once, and the layers and stacks it calls skip their checks, so a mask is checked once
+on its way through a layer, a stack or a whole model, never once per sub-layer; a call from
+outside the library (a learner's own module, another thread) is always checked.
 """
 
 import collections
+import threading
 
 import pytest
 import torch
+from torch import nn
 
 from course_lib import _checks
 from course_lib.attention import MultiHeadAttention, attend, causal_mask, masked_softmax, padding_mask
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.bert import BertConfig, BertModel
 from course_lib.gpt import GPT, GPTConfig
-from course_lib.transformer import Decoder, DecoderLayer, Encoder, EncoderDecoder, EncoderLayer, FeedForward
+from course_lib.encoder_decoder import Decoder, Encoder, EncoderDecoder
+from course_lib.transformer import DecoderLayer, EncoderLayer, FeedForward
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -154,6 +158,114 @@ def test_check_checkpoint_keys_names_every_missing_and_unused_key():
 
 
 # ---------------------------------------------------------------------------
+# checked_by: the check runs at the outermost checked call only
+# ---------------------------------------------------------------------------
+
+def _checked(log, name, body=None):
+    """A function checked_by a check that logs ``(name, x)``; its body logs and runs ``body(x)``."""
+    def check(x):
+        log.append(("check", name, x))
+
+    @_checks.checked_by(check)
+    def fn(x):
+        """fn's docstring"""
+        log.append(("run", name, x))
+        return body(x) if body else x
+
+    return fn
+
+
+def test_checked_by_checks_the_outermost_call_only():
+    log = []
+    inner = _checked(log, "inner")
+    outer = _checked(log, "outer", body=lambda x: inner(x + 1))
+    assert outer(1) == 2
+    assert log == [("check", "outer", 1), ("run", "outer", 1), ("run", "inner", 2)]  # inner: no check
+    log.clear()
+    assert inner(5) == 5  # called from outside: checked
+    assert log == [("check", "inner", 5), ("run", "inner", 5)]
+    assert inner.__name__ == "fn" and inner.__doc__ == "fn's docstring"  # functools.wraps
+
+
+def test_checked_by_needs_the_functions_parameters():
+    def check(self, x):
+        pass
+
+    with pytest.raises(TypeError, match=r"check\(self, x\) must take the parameters of "
+                                        r".*forward\(self, x, mask=None\)"):
+        @_checks.checked_by(check)
+        def forward(self, x, mask=None):
+            pass
+
+    def check_default(self, x, mask=1):
+        pass
+
+    with pytest.raises(TypeError, match="must take the parameters"):  # a different default is a different call
+        @_checks.checked_by(check_default)
+        def forward2(self, x, mask=None):
+            pass
+
+    with pytest.raises(TypeError, match="takes the check function itself"):
+        _checks.checked_by("_check_inputs")
+
+
+def test_nesting_resets_after_an_exception_in_a_check_or_a_body():
+    log = []
+
+    def fail(x):
+        raise ZeroDivisionError
+
+    inner = _checked(log, "inner")
+    failing_body = _checked(log, "outer", body=fail)
+    with pytest.raises(ZeroDivisionError):
+        failing_body(1)
+
+    def bad_check(x):
+        raise ValueError("bad x")
+
+    failing_check = _checks.checked_by(bad_check)(lambda x: x)
+    with pytest.raises(ValueError, match="bad x"):
+        failing_check(1)
+    log.clear()
+    inner(2)
+    assert log == [("check", "inner", 2), ("run", "inner", 2)]  # outside again: checked
+
+    # the same with the course's layers: a sub-layer fails inside a checked call ...
+    layer = EncoderLayer(D, H, 16)
+    x, bad_mask = torch.randn(B, T, D), torch.ones(T, T + 1, dtype=torch.bool)
+    handle = layer.ffn.register_forward_hook(lambda *args: fail(None))
+    with pytest.raises(ZeroDivisionError):
+        layer(x)
+    handle.remove()
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model\)"):  # ... or a check fails
+        layer(torch.randn(B, T, 4))
+    # and the next calls from outside are checked, down to a sub-layer called directly
+    with pytest.raises(ValueError, match=r"mask must be broadcastable to \(B, h, T, T\)"):
+        layer(x, bad_mask)
+    with pytest.raises(ValueError, match=r"mask must be broadcastable to \(B, h, Tq, Tk\)"):
+        layer.self_attn(x, x, x, bad_mask)
+
+
+def test_checks_are_counted_per_thread():
+    """A checked call running in one thread does not switch off the checks of another thread."""
+    layer, errors = EncoderLayer(D, H, 16), []
+
+    def other_thread():
+        try:
+            layer(torch.randn(B, T, 4))
+        except ValueError as e:
+            errors.append(str(e))
+
+    def start_other_thread(x):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+
+    _checked([], "outer", body=start_other_thread)(0)  # the other thread starts inside a checked call
+    assert len(errors) == 1 and errors[0].startswith("x must have shape (B, T, d_model)")
+
+
+# ---------------------------------------------------------------------------
 # Checked once: count the checks one call makes
 # ---------------------------------------------------------------------------
 
@@ -235,6 +347,24 @@ def test_attention_functions_check_their_mask_once(checks):
     attend(q, k, mask=mask)
     masked_softmax(torch.randn(B, T, S), mask)
     assert calls(checks, "check_mask") == {"mask": 3}
+
+
+def test_a_learners_module_calling_a_course_layer_gets_its_checks(checks):
+    class MyBlock(nn.Module):  # not checked_by anything: the layer it calls checks its input
+        def __init__(self):
+            super().__init__()
+            self.layer = EncoderLayer(D, H, 16)
+
+        def forward(self, x, mask=None):
+            return x + self.layer(x, mask)
+
+    block = MyBlock()
+    block(torch.randn(B, T, D), causal_mask(T))
+    assert calls(checks, "check_mask") == {"mask": 1}  # by the layer, not again by its attention
+    with pytest.raises(ValueError, match=r"^mask must be broadcastable to \(B, h, T, T\)"):
+        block(torch.randn(B, T, D), torch.ones(T, T + 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"^x must have shape \(B, T, d_model\) with d_model=8"):
+        block(torch.randn(B, T, 4))
 
 
 def test_public_modules_still_reject_bad_input_directly():

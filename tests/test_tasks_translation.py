@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from course_lib.data import SentencePair, make_translation_corpus
+from course_lib.encoder_decoder import EncoderDecoder
 from course_lib.tasks import translation
 from course_lib.tokenizers import WordVocab
-from course_lib.transformer import EncoderDecoder
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ decoder
 4. feeds context and the previous output word y_{t-1} (e.g. "love") into its GRU cell, s_t;
 5. predicts the next English word from s_t and the context.
 
-Notebook 02: the same task for :class:`course_lib.transformer.EncoderDecoder`
+Notebook 02: the same task for :class:`course_lib.encoder_decoder.EncoderDecoder`
 (``train_transformer_translator``, ``trace_transformer``, ``cross_attention_alignment``).
 ``evaluate_translation`` accepts either model.
 
@@ -32,7 +32,7 @@ from ..attention import attend, make_score
 from ..batching import epoch_batches
 from ..tokenizers import WordVocab
 from ..training import evaluating, set_seed, train
-from ..transformer import EncoderDecoder
+from ..encoder_decoder import EncoderDecoder
 
 __all__ = [
     "AttentionGRUTranslator",
@@ -314,7 +314,7 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
                                  steps: int = 600, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
                                  eval_every: int | None = None, live_plot=None, progress: bool = True,
                                  desc: str | None = None):
-    """Build an :class:`~course_lib.transformer.EncoderDecoder` and train it on ``corpus.train``.
+    """Build an :class:`~course_lib.encoder_decoder.EncoderDecoder` and train it on ``corpus.train``.
 
     AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
     training loop, validation exact match every ``eval_every`` steps. Returns (model, history).

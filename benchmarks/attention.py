@@ -14,12 +14,11 @@ the column "torch fused" is torch without weights (``need_weights=False``, the f
 for information only.
 
 The target: ours / torch <= 1.25 at every shape.
+
+The attention explorer's response times (notebook 01) are in ``benchmarks/widgets.py``.
 """
 
 from __future__ import annotations
-
-import statistics
-import time
 
 import torch
 from torch import nn
@@ -70,50 +69,6 @@ def step_torch_fused(module: nn.MultiheadAttention, x: torch.Tensor) -> None:
     out.sum().backward()
 
 
-# ---------------------------------------------------------------------------
-# Attention explorer: redraw time
-# ---------------------------------------------------------------------------
-
-EXPLORER_TARGET_MS = 50.0
-
-
-def explorer_redraw(repeats: int = 41) -> dict[str, float]:
-    """Median time (ms) of the attention explorer's redraws, as a learner triggers them.
-
-    - step: moving the step slider (update the artists + render the PNG the notebook shows);
-    - sentence: choosing another sentence (translate it, then redraw with new labels).
-    The translator is untrained (the timing does not depend on its weights).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from course_lib import seq2seq
-    from course_lib.attention import SCORE_NAMES
-    from course_lib.data import make_translation_corpus
-    from course_lib.tokenizers import WordVocab
-    from course_lib.viz import AttentionExplorer
-
-    corpus = make_translation_corpus(num_sentences=200, seed=0)
-    sv, tv = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
-    models = {name: seq2seq.AttentionGRUTranslator(len(sv), len(tv), d_model=64, score=name) for name in SCORE_NAMES}
-    sentences = [p.zh for p in corpus.test[:8]]
-    explorer = AttentionExplorer(lambda score, words: seq2seq.trace_translation(models[score], words, sv, tv),
-                                 sentences=sentences, score_names=list(SCORE_NAMES))
-    step_ms, sentence_ms = [], []
-    for i in range(repeats):
-        explorer.redraw_ms.clear()
-        explorer.step.value = 1 + i % explorer.step.max
-        step_ms += explorer.redraw_ms or [explorer.redraw()]
-        start = time.perf_counter()
-        explorer.sentence.value = tuple(sentences[i % len(sentences)])
-        sentence_ms.append(1000 * (time.perf_counter() - start))
-    step, sentence = statistics.median(step_ms), statistics.median(sentence_ms)
-    print(f"attention explorer, median of {repeats}: step redraw {step:.1f} ms "
-          f"(target <= {EXPLORER_TARGET_MS:.0f} ms: {'ok' if step <= EXPLORER_TARGET_MS else 'SLOW'}), "
-          f"new sentence (translate + redraw) {sentence:.1f} ms")
-    return {"step_ms": step, "sentence_ms": sentence}
-
-
 def main() -> None:
     repeats, min_seconds, warmup = setup(__doc__.splitlines()[0], THREADS)
     load = start_machine_load()
@@ -150,8 +105,6 @@ def main() -> None:
     print()
     print("all shapes meet the target" if all_ok else "some shapes miss the target (see 'SLOW')")
     report_machine_load(load)
-    print()
-    explorer_redraw()
 
 
 if __name__ == "__main__":

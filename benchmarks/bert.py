@@ -13,7 +13,8 @@ Run from the repository root::
 2. WordPiece tokenisation throughput (characters per second) of ``WordPieceTokenizer.tokenize``
    against ``transformers.BertTokenizerLegacy`` (the slow, pure-Python BERT tokenizer) and, for
    reference, ``transformers.BertTokenizer`` (Rust), on the same text; the tokens are checked equal.
-3. The model view's redraw (notebook 04) when the head changes and when the text changes.
+
+The model view's response times (notebook 04) are in ``benchmarks/widgets.py``.
 """
 
 from __future__ import annotations
@@ -93,33 +94,12 @@ def tokenizer_throughput(repeats: int) -> None:
         print(f"  {name:<30} {rate / 1e6:6.2f} M characters/s  ({rate / rates['ours']:.2f} x ours)")
 
 
-def model_view_redraw(repeats: int = 21) -> None:
-    from course_lib.bert_widgets import ModelView
-
-    path = minilm_path()
-    view = ModelView(BertModel.from_pretrained(path), WordPieceTokenizer.from_file(path / "vocab.txt"))
-    view.redraw_ms.clear()
-    for i in range(1, repeats):
-        view.head.value = i % 12 + 1
-    head_ms = statistics.median(view.redraw_ms)
-    texts = ["the man went to the store", "penguins are flightless birds", "he bought a gallon of milk"]
-    text_ms = []
-    for i in range(6):
-        start = time.perf_counter()
-        view.text_a.value = texts[i % 3] + f" {i}"
-        text_ms.append(1000 * (time.perf_counter() - start))
-    print(f"model view: head change {head_ms:.1f} ms, new text (model + full draw) {statistics.median(text_ms):.1f} ms "
-          f"(target <= 150 ms)")
-
-
 def main() -> None:
     repeats, min_seconds, warmup = setup(__doc__.splitlines()[0], THREADS)
     load = start_machine_load()
     model_forward(repeats, min_seconds, warmup)
     print()
     tokenizer_throughput(repeats)
-    print()
-    model_view_redraw()
     report_machine_load(load)
 
 

@@ -17,20 +17,15 @@ Two sizes: the course's (the size the notebooks train) and a larger one.
 
 The target: ours / torch <= 1.3 at every size.
 
-Then the redraw time of notebook 02's three widgets as a learner moves their controls, PNG
-included (the design's target: at most 50 ms). The attention explorer runs on an untrained model
-of the notebook's size, since drawing does not depend on what the weights learned; translating
-the sentence is not counted. A sentence the explorer has not shown before needs one full draw
-of its word labels (target 150 ms); every other change repaints only what moved.
+The widgets' response times are in ``benchmarks/widgets.py``.
 """
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
-from course_lib.transformer import EncoderDecoder, EncoderLayer, to_torch
+from course_lib.transformer import EncoderLayer, to_torch
 from timing import compare, fmt_time, report_machine_load, setup, start_machine_load
 
 TARGET_RATIO = 1.3
@@ -104,47 +99,5 @@ def main() -> None:
     report_machine_load(load)
 
 
-def widget_redraws(repeats: int = 21) -> bool:
-    """Median redraw time (ms) of each notebook-02 widget control; True when all meet the target."""
-    import statistics
-
-    from course_lib import seq2seq
-    from course_lib.data import make_translation_corpus
-    from course_lib.tokenizers import WordVocab
-    from course_lib.transformer_widgets import PositionExplorer, ScalingExplorer, TransformerAttentionExplorer
-
-    corpus = make_translation_corpus(seed=0)
-    sv, tv = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
-    torch.manual_seed(0)
-    model = EncoderDecoder(len(sv), len(tv), max_len=32)
-    scaling, positions = ScalingExplorer(), PositionExplorer()
-    explorer = TransformerAttentionExplorer(lambda w: seq2seq.trace_transformer(model, w, sv, tv),
-                                            [p.zh for p in corpus.test[:repeats]])
-    moves = {
-        "sqrt(d_k) explorer: d_k slider": (scaling, lambda i: setattr(scaling.d_k, "value", scaling.d_ks[i % 11])),
-        "position explorer: position slider": (positions, lambda i: setattr(positions.position, "value", i % 64)),
-        "attention explorer: head": (explorer, lambda i: setattr(explorer.head, "value", i % 4)),
-        "attention explorer: layer": (explorer, lambda i: setattr(explorer.layer, "value", i % 2)),
-        "attention explorer: kind (layout seen before)": (
-            explorer, lambda i: setattr(explorer.kind, "value", ["cross", "encoder self"][i % 2])),
-        "attention explorer: new sentence (full draw)": (
-            explorer, lambda i: setattr(explorer.sentence, "value", explorer.sentence.options[i][1])),
-    }
-    targets = {name: 150 if "full draw" in name else 50 for name in moves}
-    print()
-    print(f"notebook 02 widgets, median redraw of {repeats - 1} control changes")
-    all_ok = True
-    for name, (widget, move) in moves.items():
-        widget.redraw_ms.clear()
-        for i in range(1, repeats):
-            move(i)
-        ms = statistics.median(widget.redraw_ms)
-        ok = ms <= targets[name]
-        all_ok &= ok
-        print(f"  {name:<48} {ms:6.1f} ms (target <= {targets[name]} ms) {'ok' if ok else 'SLOW'}")
-    return all_ok
-
-
 if __name__ == "__main__":
     main()
-    widget_redraws()

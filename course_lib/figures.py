@@ -11,13 +11,23 @@ import pathlib
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # before pyplot is imported: figures are written to files, never shown
 
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
-from . import diagnostics, seq2seq, viz  # noqa: E402
+from . import diagnostics, viz  # noqa: E402
+from .bert import BertModel  # noqa: E402
 from .data import NOTES_EXAMPLES, make_translation_corpus  # noqa: E402
-from .tokenizers import WordVocab  # noqa: E402
+from .data.stories import FEELINGS, entropy_floor, make_story_corpus  # noqa: E402
+from .gpt import GPTConfig  # noqa: E402
+from .pretrained import minilm_path  # noqa: E402
+from .tasks import gpt as gpt_tasks  # noqa: E402
+from .tasks import translation  # noqa: E402
+from .tokenizers import WordPieceTokenizer, WordVocab  # noqa: E402
+from .widgets.attention import TranslationAttentionView  # noqa: E402
+from .widgets.bert import ModelView  # noqa: E402
+from .widgets.transformer import TransformerAttentionExplorer  # noqa: E402
 
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "figures"
 
@@ -26,18 +36,18 @@ def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) ->
     """figures/attention_alignment.png and figures/attention_explorer.png (notebook 01)."""
     corpus = make_translation_corpus(seed=0)
     src_vocab, tgt_vocab = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
-    model, _ = seq2seq.train_translator(corpus, src_vocab, tgt_vocab, score="additive", steps=steps, seed=seed,
+    model, _ = translation.train_translator(corpus, src_vocab, tgt_vocab, score="additive", steps=steps, seed=seed,
                                         live_plot=False, progress=False)
     pairs = [NOTES_EXAMPLES[1]] + [p for p in corpus.test if "在" in p.zh and "的" in p.zh][:1]
-    weights = seq2seq.forced_attention(model, pairs, src_vocab, tgt_vocab)
+    weights = translation.forced_attention(model, pairs, src_vocab, tgt_vocab)
     fig = viz.plot_attention_grid(weights, [p.zh for p in pairs], [p.en for p in pairs],
                                   title="where the decoder looks while it writes each English word")
     paths = [out_dir / "attention_alignment.png"]
     paths[0].write_bytes(viz.figure_to_png(fig, dpi=100))
     plt.close(fig)
 
-    trace = seq2seq.trace_translation(model, list(pairs[0].zh), src_vocab, tgt_vocab)
-    view = viz.TranslationAttentionView(dpi=100)
+    trace = translation.trace_translation(model, list(pairs[0].zh), src_vocab, tgt_vocab)
+    view = TranslationAttentionView(dpi=100)
     view.update(trace["source"], trace["output"], trace["weights"], trace["contexts"],
                 step=_step_of(trace["output"], "yesterday"), title="attention explorer (notebook 01)")
     paths.append(out_dir / "attention_explorer.png")
@@ -48,8 +58,6 @@ def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) ->
 
 def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) -> list[pathlib.Path]:
     """figures/add_and_norm.png and figures/transformer_cross_attention.png (notebook 02)."""
-    from .transformer_widgets import TransformerAttentionExplorer
-
     paths = [out_dir / "add_and_norm.png", out_dir / "transformer_cross_attention.png"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
     for name, (residual, norm) in diagnostics.STACK_VARIANTS.items():
@@ -68,12 +76,12 @@ def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) 
 
     corpus = make_translation_corpus(seed=0)
     src_vocab, tgt_vocab = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
-    model, _ = seq2seq.train_transformer_translator(corpus, src_vocab, tgt_vocab, steps=steps, seed=seed,
+    model, _ = translation.train_transformer_translator(corpus, src_vocab, tgt_vocab, steps=steps, seed=seed,
                                                     live_plot=False, progress=False)
-    reordered = seq2seq.cross_attention_alignment(model, corpus.test, src_vocab, tgt_vocab)["reordered"]
+    reordered = translation.cross_attention_alignment(model, corpus.test, src_vocab, tgt_vocab)["reordered"]
     layer, head = divmod(int(reordered.argmax()), reordered.shape[1])
     explorer = TransformerAttentionExplorer(
-        lambda words: seq2seq.trace_transformer(model, words, src_vocab, tgt_vocab), [NOTES_EXAMPLES[1].zh])
+        lambda words: translation.trace_transformer(model, words, src_vocab, tgt_vocab), [NOTES_EXAMPLES[1].zh])
     explorer.layer.value, explorer.head.value = layer, head
     paths[1].write_bytes(explorer.render())
     return paths
@@ -82,17 +90,10 @@ def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) 
 def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[pathlib.Path]:
     """figures/gpt_pretraining.png (notebook 03): the loss against the entropy floor, and the feeling
     words' embedding similarity after pretraining."""
-    import torch
-
-    from . import pretraining
-    from .data.stories import FEELINGS, entropy_floor, make_story_corpus
-    from .gpt import GPTConfig
-    from .tokenizers import WordVocab
-
     corpus = make_story_corpus(seed=0)
     vocab = WordVocab(corpus.words)
     config = GPTConfig(vocab_size=len(vocab), block_size=48, n_layer=2, n_head=4, n_embd=64)
-    model, history = pretraining.pretrain_gpt([s.words for s in corpus.train], [s.words for s in corpus.validation],
+    model, history = gpt_tasks.pretrain_gpt([s.words for s in corpus.train], [s.words for s in corpus.validation],
                                               vocab, config, steps=steps, seed=seed, eval_every=max(1, steps // 6),
                                               live_plot=False, progress=False)
     floor = entropy_floor(corpus.validation)
@@ -119,11 +120,6 @@ def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[
 
 def bert_figures(out_dir: pathlib.Path) -> list[pathlib.Path]:
     """figures/bert_model_view.png (notebook 04): all-MiniLM-L6-v2's 72 heads on the notes' sentence pair."""
-    from .bert import BertModel
-    from .bert_widgets import ModelView
-    from .pretrained import minilm_path
-    from .tokenizers import WordPieceTokenizer
-
     path = minilm_path()
     view = ModelView(BertModel.from_pretrained(path), WordPieceTokenizer.from_file(path / "vocab.txt"),
                      "the man went to the store", "he bought a gallon of milk")

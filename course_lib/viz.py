@@ -1,8 +1,8 @@
-"""Heatmaps of attention, and the widgets built on them.
+"""Pure plotting: heatmaps of attention, PNG bytes of a figure, and the live loss plot of training.
 
-Plotting functions are pure: they take numbers and labels, draw on a figure, return artists.
-Widgets are thin wrappers that call the same functions, and redraw by *updating* artists
-(``set_data``, ``set_height``) instead of re-creating figures, so they stay fast.
+Plotting functions take numbers and labels, draw on a figure and return the artists (no widget,
+no model here: the widgets in :mod:`course_lib.widgets` are built on these functions).
+:class:`LiveLossPlot` is the loss curve that :func:`course_lib.training.train` updates in place.
 
 Chinese labels need a font with Chinese glyphs: the course ships a small subset of
 Noto Sans CJK SC (SIL Open Font License) in ``course_lib/fonts`` and registers it here,
@@ -14,28 +14,26 @@ from __future__ import annotations
 import io
 import pathlib
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 __all__ = [
     "CJK_FONT",
+    "as_matrix",
     "plot_heatmap",
+    "label_heatmap",
     "show_heatmaps",
     "plot_attention_grid",
-    "TranslationAttentionView",
-    "AttentionExplorer",
     "figure_to_png",
-    "canvas_to_png",
-    "widget_figure",
-    "FigureWidget",
+    "EMA_BETA",
+    "ema",
+    "in_notebook",
+    "LiveLossPlot",
 ]
 
 _FONT_DIR = pathlib.Path(__file__).parent / "fonts"
@@ -56,7 +54,8 @@ def _register_fonts() -> str | None:
 CJK_FONT = _register_fonts()
 
 
-def _as_array(matrix) -> np.ndarray:
+def as_matrix(matrix) -> np.ndarray:
+    """A tensor, array or nested list as a 2-D float array (rows, columns); anything else is an error."""
     if isinstance(matrix, torch.Tensor):
         matrix = matrix.detach().cpu().float().numpy()
     matrix = np.asarray(matrix, dtype=float)
@@ -78,12 +77,12 @@ def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequ
 
     Returns the ``AxesImage``; call ``image.set_data(new)`` to update it in place.
     """
-    m = _as_array(matrix)
+    m = as_matrix(matrix)
     _check_labels("xlabels", xlabels, m.shape[1])
     _check_labels("ylabels", ylabels, m.shape[0])
     image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=m.max() if vmax is None and vmin is not None else vmax,
                       aspect="auto", interpolation="nearest")
-    _set_ticks(ax, xlabels, ylabels, m.shape)
+    label_heatmap(ax, xlabels, ylabels, m.shape)
     if title:
         ax.set_title(title, fontsize=10)
     if annotate:
@@ -95,7 +94,9 @@ def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequ
     return image
 
 
-def _set_ticks(ax, xlabels, ylabels, shape) -> None:
+def label_heatmap(ax, xlabels: Sequence[str] | None, ylabels: Sequence[str] | None, shape) -> None:
+    """One tick per column and per row of a heatmap of ``shape`` (rows, columns), labelled with
+    the words (their indices when None), without tick marks."""
     rows, cols = shape
     ax.set_xticks(range(cols))
     ax.set_xticklabels(list(xlabels) if xlabels is not None else [str(j) for j in range(cols)], fontsize=9)
@@ -111,7 +112,7 @@ def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Seque
 
     matrices: a tensor (n, rows, columns) or a list of 2-D matrices. Returns the Figure.
     """
-    mats = [_as_array(m) for m in matrices]
+    mats = [as_matrix(m) for m in matrices]
     if not mats:
         raise ValueError("matrices must contain at least one matrix")
     cols = cols or len(mats)
@@ -155,242 +156,8 @@ def figure_to_png(fig, dpi: int | None = None) -> bytes:
 
 
 # ---------------------------------------------------------------------------
-# The translation attention view: one figure, updated in place
-# ---------------------------------------------------------------------------
-
-class TranslationAttentionView:
-    """Attention of a translation, one decoder step at a time.
-
-    Left: the whole alignment matrix a (output words x source words), the current step framed.
-    Top right: a_i for the current step, as bars over the source words.
-    Bottom right: the context vector of that step, context = sum_i a_i h_i, as a colour strip.
-
-    The figure is created once. A new sentence redraws everything (labels change); a new step
-    only redraws the artists that change (frame, bars, step title, context strip) on top of a
-    saved background ("blitting"), which keeps a step redraw to a few milliseconds.
-    """
-
-    def __init__(self, figsize=(9.0, 3.6), dpi: int = 80):
-        self.fig = widget_figure(figsize, dpi)
-        grid = self.fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[3, 1], wspace=0.25,
-                                     hspace=0.9, left=0.1, right=0.98, top=0.86, bottom=0.12)
-        self.ax_map = self.fig.add_subplot(grid[:, 0])
-        self.ax_bar = self.fig.add_subplot(grid[0, 1])
-        self.ax_ctx = self.fig.add_subplot(grid[1, 1])
-        self._image = self._frame = self._ctx_image = self._step_text = None
-        self._bars = []
-        self._source = self._output = self._title = None
-        self._background = None
-
-    def update(self, source: Sequence[str], output: Sequence[str], weights, contexts=None,
-               step: int = 0, title: str | None = None) -> None:
-        """source: S words; output: T words; weights (T, S); contexts (T, d) or None; step in [0, T)."""
-        w = _as_array(weights)
-        if w.shape != (len(output), len(source)):
-            raise ValueError(f"weights must have shape (len(output), len(source)) = "
-                             f"({len(output)}, {len(source)}), got {w.shape}")
-        if not 0 <= step < len(output):
-            raise ValueError(f"step must be in [0, {len(output)}), got {step}")
-        c = None if contexts is None else _as_array(contexts)
-        if self._image is None or (list(source), list(output), title) != (self._source, self._output, self._title) \
-                or not np.array_equal(self._image.get_array(), w):
-            self._draw_sentence(list(source), list(output), w, c, title)
-        # the current step: frame its row, set the bar heights, show its context
-        row = w[step]
-        self._frame.set_y(step - 0.5)
-        for bar, value in zip(self._bars, row):
-            bar.set_height(value)
-            bar.set_color("#d62728" if value == row.max() else "#1f77b4")
-        self._step_text.set_text(f"step {step + 1}: emits '{output[step]}'")
-        if c is not None:
-            self._ctx_image.set_data(c[step:step + 1])
-        self._blit()
-
-    def _draw_sentence(self, source, output, w, contexts, title) -> None:
-        """Redraw the parts that change only with the sentence, and save them as the background."""
-        for ax in (self.ax_map, self.ax_bar, self.ax_ctx):
-            ax.clear()
-        self._image = plot_heatmap(self.ax_map, w, source, output, vmin=0.0, vmax=1.0)
-        self.ax_map.set_xlabel("source words (keys h_i)", fontsize=9)
-        self.ax_map.set_ylabel("output words (one query per step)", fontsize=9)
-        self._frame = Rectangle((-0.5, -0.5), len(source), 1, fill=False, edgecolor="#d62728", linewidth=2,
-                                animated=True)
-        self.ax_map.add_patch(self._frame)
-        self._bars = list(self.ax_bar.bar(range(len(source)), np.zeros(len(source)), animated=True))
-        self.ax_bar.set_ylim(0, 1)
-        self.ax_bar.set_xticks(range(len(source)))
-        self.ax_bar.set_xticklabels(source, fontsize=9)
-        self.ax_bar.set_ylabel("a_i", fontsize=9)
-        self.ax_bar.set_title("a = softmax(s(h_i, q))", fontsize=10, loc="right")
-        self._step_text = self.ax_bar.text(0.0, 1.04, "", transform=self.ax_bar.transAxes, fontsize=10,
-                                           ha="left", va="bottom", color="#d62728", animated=True)
-        self.ax_ctx.set_yticks([])
-        if contexts is not None:
-            lim = float(np.abs(contexts).max()) or 1.0
-            self._ctx_image = self.ax_ctx.imshow(contexts[:1], cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto",
-                                                 animated=True)
-            self.ax_ctx.set_xlabel(f"context = Σ a_i h_i   ({contexts.shape[1]} numbers)", fontsize=9)
-        else:
-            self.ax_ctx.axis("off")
-        if title is not None:
-            self.fig.suptitle(title, fontsize=11)
-        self._source, self._output, self._title = source, output, title
-        self.fig.canvas.draw()  # animated artists are left out of this full draw ...
-        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)  # ... and drawn per step
-
-    def _blit(self) -> None:
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        self.ax_map.draw_artist(self._frame)
-        for bar in self._bars:
-            self.ax_bar.draw_artist(bar)
-        self.ax_bar.draw_artist(self._step_text)
-        if self._ctx_image is not None and self._ctx_image.axes is self.ax_ctx:
-            self.ax_ctx.draw_artist(self._ctx_image)
-
-    def to_png(self) -> bytes:
-        """The PNG of the current state (what the notebook shows)."""
-        return canvas_to_png(self.fig)
-
-
-def canvas_to_png(fig) -> bytes:
-    """The PNG of what ``fig``'s Agg canvas holds now, without drawing it again (fast: for widgets)."""
-    from PIL import Image
-
-    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def widget_figure(figsize, dpi: int = 80) -> Figure:
-    """A figure outside pyplot, with an Agg canvas: only its widget shows it, never the inline backend."""
-    fig = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-class FigureWidget:
-    """Base of the course's widgets: controls (``self.widget``) above one picture replaced in place.
-
-    A subclass builds its controls and figure, and implements :meth:`render` (draw the current
-    state, return PNG bytes). :meth:`redraw` renders and swaps the displayed picture; it works,
-    and is timed, outside a notebook too, so tests and benchmarks exercise the real path.
-    """
-
-    widget = None  # the ipywidgets box of controls, set by the subclass
-
-    def render(self) -> bytes:
-        raise NotImplementedError
-
-    # Blitting: draw the parts that never move once, save them, and per redraw paint only the
-    # artists that change (created with animated=True) on top: a few ms instead of a full draw.
-    def save_background(self) -> None:
-        """Draw ``self.fig`` fully (animated artists are skipped) and keep it as the background."""
-        self.fig.canvas.draw()
-        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-
-    def blit(self, artists) -> bytes:
-        """Paint ``artists`` over the saved background; return the PNG."""
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        for artist in artists:
-            (artist.axes or self.fig).draw_artist(artist)
-        return canvas_to_png(self.fig)
-
-    def redraw(self) -> float:
-        """Draw the current state and show it; returns the time taken in ms (PNG included)."""
-        start = time.perf_counter()
-        png = self.render()
-        handle = getattr(self, "_handle", None)
-        if handle is not None:
-            from IPython.display import Image
-
-            handle.update(Image(data=png, format="png"))
-        ms = 1000 * (time.perf_counter() - start)
-        self.__dict__.setdefault("redraw_ms", []).append(ms)  # every redraw's time, for the benchmarks
-        return ms
-
-    def show(self):
-        """Display the controls and the picture (in a notebook)."""
-        from IPython.display import Image, display
-
-        display(self.widget)
-        self._handle = display(Image(data=self.render(), format="png"), display_id=True)
-        return self
-
-
-class AttentionExplorer(FigureWidget):
-    """Widget: pick a sentence (or type one), a scoring function, and step through the decoder.
-
-    The work is done by ``trace_fn(score_name, zh_words) -> dict`` with keys ``source``,
-    ``output`` (words, ``<eos>`` included), ``weights`` (T, S) and ``contexts`` (T, d); it is a
-    plain function, testable without a browser. The widget only moves controls and calls
-    :meth:`TranslationAttentionView.update`.
-    """
-
-    def __init__(self, trace_fn: Callable[[str, list[str]], dict], sentences: Sequence[Sequence[str]],
-                 score_names: Sequence[str], segment: Callable[[str], list[str]] | None = None):
-        import ipywidgets as widgets
-
-        if not sentences:
-            raise ValueError("sentences must not be empty")
-        self.trace_fn = trace_fn
-        self.segment = segment or str.split
-        self.view = TranslationAttentionView()
-        self.sentence = widgets.Dropdown(options=[(" ".join(s), tuple(s)) for s in sentences],
-                                         description="sentence", layout=widgets.Layout(width="420px"))
-        self.typed = widgets.Text(placeholder="or type Chinese here, e.g. 我昨天在公园里看见了一只猫",
-                                  description="your own", continuous_update=False,
-                                  layout=widgets.Layout(width="420px"))
-        self.score = widgets.Dropdown(options=list(score_names), description="s(h, q)")
-        self.step = widgets.IntSlider(min=1, max=1, value=1, description="step")
-        self.status = widgets.HTML()
-        self._trace = None
-        self._handle = None
-        self.redraw_ms: list[float] = []  # time of every redraw (update + PNG), for the benchmark
-        for control in (self.sentence, self.score):
-            control.observe(self._on_sentence, names="value")
-        self.typed.observe(self._on_typed, names="value")
-        self.step.observe(self._on_step, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.sentence, self.score]), self.typed, self.step, self.status])
-        self._words = list(sentences[0])
-        self._compute()
-
-    # --- callbacks -----------------------------------------------------------
-    def _on_sentence(self, change=None) -> None:
-        if change is not None and change["owner"] is self.sentence:
-            self._words = list(self.sentence.value)
-        self._compute()
-
-    def _on_typed(self, change) -> None:
-        words = self.segment(change["new"])
-        if words:
-            self._words = words
-            self._compute()
-
-    def _on_step(self, change) -> None:
-        self.redraw()
-
-    # --- work -----------------------------------------------------------------
-    def _compute(self) -> None:
-        self._trace = self.trace_fn(self.score.value, self._words)
-        n = len(self._trace["output"])
-        self.step.max = n
-        self.step.value = min(self.step.value, n)
-        self.status.value = (f"<b>{' '.join(self._trace['source'])}</b> → "
-                             f"<b>{' '.join(w for w in self._trace['output'] if w != '<eos>')}</b>")
-        self.redraw()
-
-    def render(self) -> bytes:
-        t = self._trace
-        self.view.update(t["source"], t["output"], t["weights"], t.get("contexts"), step=self.step.value - 1,
-                         title=f"score s(h, q): {self.score.value}")
-        return self.view.to_png()
-
-
-# ---------------------------------------------------------------------------
 # The live loss plot that train() draws in a notebook
+# ---------------------------------------------------------------------------
 
 # Smoothing of the loss shown in the progress bar and drawn bold in the live plot:
 # ema <- EMA_BETA * ema + (1 - EMA_BETA) * loss, i.e. an average over roughly the last 10 steps.

@@ -8,11 +8,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib import pretraining as P  # noqa: E402
 from course_lib.bert import BertConfig, BertForPreTraining, BertModel  # noqa: E402
-from course_lib.bert_widgets import (FillMaskExplorer, MaskingExplorer, ModelView, attention_grid,  # noqa: E402
-                                     fill_mask, head_roles, masking_html)
 from course_lib.data.stories import make_story_corpus  # noqa: E402
+from course_lib.tasks.bert import story_tokenizer  # noqa: E402
+from course_lib.widgets.bert import (  # noqa: E402
+    FillMaskExplorer,
+    MaskingExplorer,
+    ModelView,
+    attention_grid,
+    bert_attentions,
+    fill_mask,
+    head_roles,
+    masking_html,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def world():
     corpus = make_story_corpus(200, seed=0)
-    tok = P.story_tokenizer(corpus.words)
+    tok = story_tokenizer(corpus.words)
     config = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64)
     torch.manual_seed(0)
@@ -44,7 +52,9 @@ def test_masking_html_counts_and_colours(world):
     w = MaskingExplorer(tok, "the man went to the store .", "he bought a gallon of milk .")
     before = w.output.value
     w.seed.value = 5
-    assert w.output.value != before
+    assert w.output.value != before and w.counts["tokens"] == 14
+    w.text_b.value = ""
+    assert w.counts["tokens"] == 7 and len(w.redraw_ms) == 3
 
 
 def test_fill_mask(world):
@@ -89,3 +99,34 @@ def test_model_view_and_head_roles(world):
         assert v.shape == (2, 2) and ((v >= 0) & (v <= 1 + 1e-6)).all()
     # weights of one query sum to 1: [CLS] + [SEP] + itself can't exceed it
     assert (roles["[CLS]"] + roles["[SEP]"] <= 1 + 1e-5).all()
+    # padding changes nothing: one pair at a time gives the same means
+    one_by_one = head_roles(bert, tok, pairs[:4], batch_size=1)
+    together = head_roles(bert, tok, pairs[:4], batch_size=4)
+    for role in roles:
+        assert torch.allclose(one_by_one[role], together[role], atol=1e-5), role
+
+
+def test_model_view_runs_the_model_once_per_text(world):
+    _, tok, model = world
+    view = ModelView(model.bert, tok, "the man went to the store .", "")
+    first = view.render()
+    calls = []
+    hook = model.bert.register_forward_hook(lambda module, args, out: calls.append(1))
+    try:
+        view.text_a.value = "anna went to the park ."
+        view.text_a.value = "the man went to the store ."
+        assert len(calls) == 1 and view.render() == first
+    finally:
+        hook.remove()
+
+
+def test_functions_leave_the_model_in_its_mode(world):
+    corpus, tok, model = world
+    model.train()
+    try:
+        fill_mask(model, tok, "the man went to [MASK] store .")
+        bert_attentions(model.bert, tok, "the man went to the store .")
+        head_roles(model.bert, tok, [(corpus.train[0].sentences[0], None)])
+        assert model.training and model.bert.training
+    finally:
+        model.eval()

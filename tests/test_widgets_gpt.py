@@ -9,7 +9,7 @@ import torch  # noqa: E402
 
 from course_lib.data.stories import make_story_corpus  # noqa: E402
 from course_lib.gpt import GPT, GPTConfig  # noqa: E402
-from course_lib.gpt_widgets import GenerationExplorer, continue_text, next_word_distribution  # noqa: E402
+from course_lib.widgets.gpt import GenerationExplorer, continue_text, next_word_distribution  # noqa: E402
 from course_lib.tokenizers import WordVocab  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,3 +62,29 @@ def test_generation_explorer_redraws_on_every_control(lm):
     assert w.render() != first
     w.prompt.value = "the martian went"
     assert "martian" in w.status.value  # an unknown word is reported, not raised
+
+
+def test_generation_explorer_runs_the_model_once_per_prompt(lm):
+    model, vocab = lm
+    w = GenerationExplorer(model, vocab, prompt="the man went to")
+    calls = []
+    hook = model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    try:
+        w.temperature.value = 0.5
+        forwards = len(calls)  # sampling a new continuation: one forward per sampled word
+        w.temperature.value = 1.0  # seen before: nothing runs
+        assert len(calls) == forwards
+        table = [b.get_width() for b in w.bars]
+        w.seed.value = 3  # another sample, the same distribution
+        assert [b.get_width() for b in w.bars] == table
+    finally:
+        hook.remove()
+
+
+def test_functions_leave_the_model_in_its_mode(lm):
+    model, vocab = lm
+    model.train()
+    next_word_distribution(model, vocab, "the man went to")
+    continue_text(model, vocab, "the man went to")
+    assert model.training
+    model.eval()

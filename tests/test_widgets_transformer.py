@@ -4,15 +4,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import io  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from course_lib import seq2seq  # noqa: E402
 from course_lib.data import make_translation_corpus  # noqa: E402
+from course_lib.encoder_decoder import EncoderDecoder  # noqa: E402
+from course_lib.tasks import translation  # noqa: E402
 from course_lib.tokenizers import WordVocab, segment_chinese  # noqa: E402
-from course_lib.transformer import EncoderDecoder, sinusoidal_positional_encoding  # noqa: E402
-from course_lib.transformer_widgets import (  # noqa: E402
+from course_lib.transformer import sinusoidal_positional_encoding  # noqa: E402
+from course_lib.widgets.transformer import (  # noqa: E402
     PositionExplorer,
     ScalingExplorer,
     TransformerAttentionExplorer,
@@ -23,10 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pixels(png: bytes) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
@@ -59,7 +59,11 @@ def test_position_explorer_follows_position_and_width():
     assert (first != _pixels(w.render())).any()
     assert w.sim_line.get_ydata() == pytest.approx(w.similarity[20])
     w.d_model.value = 16
-    assert w.pe.shape == (32, 16)
+    assert w.pe.shape == (32, 16) and w.row.get_width() == 16
+    narrow = _pixels(w.render())
+    w.d_model.value = 64
+    w.d_model.value = 16  # a width seen before: its table is not drawn again
+    assert (narrow == _pixels(w.render())).all()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +77,7 @@ def explorer_setup():
 
 def _explorer(explorer_setup):
     corpus, sv, tv, model = explorer_setup
-    return TransformerAttentionExplorer(lambda words: seq2seq.trace_transformer(model, words, sv, tv, max_len=10),
+    return TransformerAttentionExplorer(lambda words: translation.trace_transformer(model, words, sv, tv, max_len=10),
                                         [p.zh for p in corpus.test[:3]],
                                         segment=lambda text: segment_chinese(text, sv.itos))
 
@@ -106,6 +110,22 @@ def test_attention_explorer_redraws_on_every_control(explorer_setup):
         assert seen[-1].shape != seen[-2].shape or (seen[-1] != seen[-2]).any()
     w.typed.value = "我爱你"
     assert w._trace["source"] == ["我", "爱", "你"]
+
+
+def test_attention_explorer_translates_each_sentence_once(explorer_setup):
+    corpus, sv, tv, model = explorer_setup
+    calls = []
+
+    def trace(words):
+        calls.append(tuple(words))
+        return translation.trace_transformer(model, words, sv, tv, max_len=10)
+
+    w = TransformerAttentionExplorer(trace, [p.zh for p in corpus.test[:2]])
+    first = _pixels(w.render())
+    w.sentence.value = w.sentence.options[1][1]
+    w.sentence.value = w.sentence.options[0][1]
+    assert calls == [tuple(corpus.test[0].zh), tuple(corpus.test[1].zh)]
+    assert (first == _pixels(w.render())).all()
 
 
 def test_attention_explorer_rejects_bad_arguments(explorer_setup):

@@ -4,19 +4,23 @@
   (:func:`masking_html`);
 - :class:`FillMaskExplorer`: what a BERT puts in the [MASK] (:func:`fill_mask`);
 - :class:`ModelView`: every head of every layer of a BERT for a sentence or a pair
-  (:func:`attention_grid`), one enlarged.
+  (:func:`attention_grid`), one enlarged;
+- :func:`head_roles`: how much attention each head gives to a few kinds of key, over many sentences.
 """
 
 from __future__ import annotations
 
 import html
 
+import ipywidgets
 import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from .bert import IGNORE_INDEX, BertModel, mask_tokens
-from .viz import FigureWidget, canvas_to_png, widget_figure
+from ..batching import IGNORE_INDEX
+from ..bert import BertModel, mask_tokens
+from ..training import evaluating
+from .base import FigureWidget, HTMLWidget, Memo, canvas_to_png, widget_figure
 
 __all__ = ["masking_html", "MaskingExplorer", "fill_mask", "FillMaskExplorer", "bert_attentions", "attention_grid",
            "ModelView", "head_roles"]
@@ -28,10 +32,6 @@ _KIND_STYLE = {
 }
 
 
-def _special_ids(tokenizer) -> list[int]:
-    return [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
-
-
 def masking_html(tokenizer, text_a: str, text_b: str | None = None, rate: float = 0.15, seed: int = 0) -> tuple[str, dict]:
     """Apply the MLM rule to a sentence (pair) and colour what happened to each selected token.
 
@@ -39,9 +39,9 @@ def masking_html(tokenizer, text_a: str, text_b: str | None = None, rate: float 
     """
     ids = torch.tensor([tokenizer.encode(text_a, text_b)["input_ids"]])
     inputs, labels = mask_tokens(ids, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_id,
-                                 special_token_ids=_special_ids(tokenizer), mlm_probability=rate,
+                                 special_token_ids=tokenizer.special_ids, mlm_probability=rate,
                                  generator=torch.Generator().manual_seed(seed))
-    counts = {"tokens": int((~torch.isin(ids, torch.tensor(_special_ids(tokenizer)))).sum()), "selected": 0,
+    counts = {"tokens": int((~torch.isin(ids, torch.tensor(tokenizer.special_ids))).sum()), "selected": 0,
               "mask": 0, "random": 0, "kept": 0}
     cells = []
     for original, shown, label in zip(ids[0].tolist(), inputs[0].tolist(), labels[0].tolist()):
@@ -64,35 +64,30 @@ def masking_html(tokenizer, text_a: str, text_b: str | None = None, rate: float 
             f"<div style='font-size:12px'>{legend}<br>{summary}</div>"), counts
 
 
-class MaskingExplorer:
-    """Widget: a sentence (and an optional second one), the masking rate and the seed."""
+class MaskingExplorer(HTMLWidget):
+    """Widget: a sentence (and an optional second one), the masking rate and the seed.
+
+    The view is HTML (``self.output``, under the controls); ``self.counts`` holds the counts
+    of the last redraw (see :func:`masking_html`).
+    """
 
     def __init__(self, tokenizer, text_a: str = "the man went to the store", text_b: str = "he bought a gallon of milk"):
-        import ipywidgets as widgets
-
+        super().__init__()
         self.tokenizer = tokenizer
-        layout = widgets.Layout(width="480px")
-        self.text_a = widgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
-        self.text_b = widgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
-        self.rate = widgets.FloatSlider(value=0.15, min=0.05, max=0.5, step=0.05, description="rate")
-        self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed")
-        self.output = widgets.HTML()
-        for control in (self.text_a, self.text_b, self.rate, self.seed):
-            control.observe(lambda change: self.redraw(), names="value")
-        self.widget = widgets.VBox([self.text_a, self.text_b, widgets.HBox([self.rate, self.seed]), self.output])
+        layout = ipywidgets.Layout(width="480px")
+        self.text_a = ipywidgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
+        self.text_b = ipywidgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
+        self.rate = ipywidgets.FloatSlider(value=0.15, min=0.05, max=0.5, step=0.05, description="rate")
+        self.seed = ipywidgets.IntSlider(value=0, min=0, max=99, description="seed")
+        self.watch([self.text_a, self.text_b, self.rate, self.seed])
+        self.widget = ipywidgets.VBox([self.text_a, self.text_b, ipywidgets.HBox([self.rate, self.seed]),
+                                       self.output])
         self.redraw()
 
-    def redraw(self) -> dict:
-        text, counts = masking_html(self.tokenizer, self.text_a.value, self.text_b.value or None, self.rate.value,
-                                    self.seed.value)
-        self.output.value = text
-        return counts
-
-    def show(self):
-        from IPython.display import display
-
-        display(self.widget)
-        return self
+    def render(self) -> str:
+        text, self.counts = masking_html(self.tokenizer, self.text_a.value, self.text_b.value or None,
+                                         self.rate.value, self.seed.value)
+        return text
 
 
 @torch.no_grad()
@@ -109,8 +104,8 @@ def fill_mask(model, tokenizer, text: str, top: int = 10) -> tuple[list[str], li
     where = (ids[0] == tokenizer.mask_id).nonzero()
     if len(where) == 0:
         raise ValueError("write [MASK] where a word should be predicted")
-    model.eval()
-    logits, _, _ = model(ids, torch.tensor([encoded["token_type_ids"]]))
+    with evaluating(model):
+        logits, _, _ = model(ids, torch.tensor([encoded["token_type_ids"]]))
     probs = torch.softmax(logits[0, int(where[0])], -1)
     best = torch.topk(probs, top)
     tokens = [tokenizer.itos[i] for i in ids[0].tolist()]
@@ -122,15 +117,13 @@ class FillMaskExplorer(FigureWidget):
 
     def __init__(self, model, tokenizer, text: str = "the man went to [MASK] store . he bought a gallon of milk .",
                  top: int = 10):
-        import ipywidgets as widgets
-
+        super().__init__(widget_figure((6.5, 3.0)))
         self.model, self.tokenizer, self.top = model, tokenizer, top
-        self.text = widgets.Text(value=text, description="text", continuous_update=False,
-                                 layout=widgets.Layout(width="560px"))
-        self.status = widgets.HTML()
-        self.text.observe(lambda change: self.redraw(), names="value")
-        self.widget = widgets.VBox([self.text, self.status])
-        self.fig = widget_figure((6.5, 3.0))
+        self.text = ipywidgets.Text(value=text, description="text", continuous_update=False,
+                                    layout=ipywidgets.Layout(width="560px"))
+        self.status = ipywidgets.HTML()
+        self.watch([self.text])
+        self.widget = ipywidgets.VBox([self.text, self.status])
         self.ax = self.fig.add_axes((0.22, 0.15, 0.73, 0.75))
         self.bars = self.ax.barh(np.arange(top), np.zeros(top), color="#1f77b4")
         self.ax.set_yticks(np.arange(top))
@@ -160,8 +153,8 @@ class FillMaskExplorer(FigureWidget):
 def bert_attentions(model: BertModel, tokenizer, text_a: str, text_b: str | None = None):
     """Tokens and every attention map of ``model`` for one sentence (pair): (tokens, tensor (L, h, T, T))."""
     encoded = tokenizer.encode(text_a, text_b)
-    model.eval()
-    out = model(torch.tensor([encoded["input_ids"]]), torch.tensor([encoded["token_type_ids"]]))
+    with evaluating(model):
+        out = model(torch.tensor([encoded["input_ids"]]), torch.tensor([encoded["token_type_ids"]]))
     return [tokenizer.itos[i] for i in encoded["input_ids"]], torch.stack([a[0] for a in out.attentions])
 
 
@@ -184,29 +177,27 @@ class ModelView(FigureWidget):
 
     Controls: sentence A, sentence B (optional), layer and head of the enlarged map. The axes and
     ticks are drawn once; a new text paints its grid and word labels over them and keeps that as the
-    background; choosing a layer or head then only repaints the enlarged map and the frame.
+    background; choosing a layer or head then only repaints the enlarged map and the frame. The
+    attention and background of the last 16 texts are kept: going back to one runs no model.
     """
 
     def __init__(self, model: BertModel, tokenizer, text_a: str = "the man went to the store",
                  text_b: str = "he bought a gallon of milk"):
-        import ipywidgets as widgets
-
+        super().__init__(widget_figure((12.0, 5.0)))
         self.model, self.tokenizer = model, tokenizer
+        self._attentions = Memo(16)
         L, h = model.config.num_hidden_layers, model.config.num_attention_heads
-        layout = widgets.Layout(width="420px")
-        self.text_a = widgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
-        self.text_b = widgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
-        self.layer = widgets.IntSlider(value=1, min=1, max=L, description="layer")
-        self.head = widgets.IntSlider(value=1, min=1, max=h, description="head")
-        self.text_a.observe(lambda change: self._new_text(), names="value")
-        self.text_b.observe(lambda change: self._new_text(), names="value")
-        self.layer.observe(lambda change: self.redraw(), names="value")
-        self.head.observe(lambda change: self.redraw(), names="value")
-        self.widget = widgets.VBox([self.text_a, self.text_b, widgets.HBox([self.layer, self.head])])
+        layout = ipywidgets.Layout(width="420px")
+        self.text_a = ipywidgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
+        self.text_b = ipywidgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
+        self.layer = ipywidgets.IntSlider(value=1, min=1, max=L, description="layer")
+        self.head = ipywidgets.IntSlider(value=1, min=1, max=h, description="head")
+        self.watch([self.text_a, self.text_b], self._new_text)
+        self.watch([self.layer, self.head])
+        self.widget = ipywidgets.VBox([self.text_a, self.text_b, ipywidgets.HBox([self.layer, self.head])])
 
         # made once: the grid (one image, in head x layer units, so its ticks never change) and the
         # enlarged map (no axes: its word labels are plain text, cheaper than ticks)
-        self.fig = widget_figure((12.0, 5.0))
         self.ax_grid = self.fig.add_axes((0.05, 0.1, 0.5, 0.8))
         self.grid = self.ax_grid.imshow(np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1, interpolation="nearest",
                                         extent=(0, h, L, 0), aspect="auto", animated=True)
@@ -225,32 +216,29 @@ class ModelView(FigureWidget):
                                       animated=True)
         self.big_title = self.ax_big.set_title("", fontsize=10, animated=True)
         self.labels = []
-        self.save_background()
-        self._base = self._background  # axes, ticks and titles: drawn once, whatever the text
+        self.blitter.save()
+        self._base = self.blitter.background  # axes, ticks and titles: drawn once, whatever the text
         self._new_text(redraw=False)
         self.redraw()
 
     def _new_text(self, redraw: bool = True) -> None:
-        self.tokens, self.attn = bert_attentions(self.model, self.tokenizer, self.text_a.value,
-                                                 self.text_b.value or None)
-        L, h, T, _ = self.attn.shape
-        self.grid.set_data(attention_grid(self.attn))
+        key = (self.text_a.value, self.text_b.value or None)
+        self.tokens, self.attn = self._attentions.get(key, lambda: bert_attentions(self.model, self.tokenizer, *key))
+        T = self.attn.shape[-1]
         extent = (-0.5, T - 0.5, T - 0.5, -0.5)
         self.big.set_extent(extent)
         self.ax_big.set_xlim(extent[0], extent[1])
         self.ax_big.set_ylim(extent[2], extent[3])
-        for text in self.labels:
-            text.remove()
-        self.labels = [self.ax_big.text(j, T - 0.3, token, rotation=90, ha="center", va="top", fontsize=8,
-                                        animated=True) for j, token in enumerate(self.tokens)]
-        self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8, animated=True)
-                        for i, token in enumerate(self.tokens)]
-        # the new background: the fixed parts, plus this text's grid and word labels painted on them
-        canvas = self.fig.canvas
-        canvas.restore_region(self._base)
-        for artist in (self.grid, *self.labels):
-            artist.axes.draw_artist(artist)
-        self._background = canvas.copy_from_bbox(self.fig.bbox)
+        if not self.blitter.use(key):
+            self.grid.set_data(attention_grid(self.attn))
+            for text in self.labels:
+                text.remove()
+            self.labels = [self.ax_big.text(j, T - 0.3, token, rotation=90, ha="center", va="top", fontsize=8,
+                                            animated=True) for j, token in enumerate(self.tokens)]
+            self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8, animated=True)
+                            for i, token in enumerate(self.tokens)]
+            # the new background: the fixed parts, plus this text's grid and word labels painted on them
+            self.blitter.save(key, over=self._base, paint=[self.grid, *self.labels])
         if redraw:
             self.redraw()
 
@@ -261,7 +249,7 @@ class ModelView(FigureWidget):
         self.frame.set_bounds(head, layer, cell, cell)
         self.big.set_data(self.attn[layer, head].numpy())
         self.big_title.set_text(f"layer {layer + 1}, head {head + 1}: row = query token, column = key token")
-        return self.blit([self.frame, self.big, self.big_title])
+        return self.blitter.png([self.frame, self.big, self.big_title])
 
 
 @torch.no_grad()
@@ -273,34 +261,34 @@ def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict
     "same word" (other positions holding the same token, for queries that have one). Returns
     role -> (L, h) mean weight.
     """
-    model.eval()
     L, h = model.config.num_hidden_layers, model.config.num_attention_heads
     sums = {role: torch.zeros(L, h) for role in ("[CLS]", "[SEP]", "previous", "next", "itself", "same word")}
     counts = {role: 0 for role in sums}
-    for i in range(0, len(pairs), batch_size):
-        encoded = [tokenizer.encode(a, b) for a, b in pairs[i:i + batch_size]]
-        T = max(len(e["input_ids"]) for e in encoded)
-        ids = torch.tensor([e["input_ids"] + [tokenizer.pad_id] * (T - len(e["input_ids"])) for e in encoded])
-        types = torch.tensor([e["token_type_ids"] + [0] * (T - len(e["input_ids"])) for e in encoded])
-        real = ids != tokenizer.pad_id                                       # (B, T)
-        attn = torch.stack(model(ids, types, real.long()).attentions, 1)    # (B, L, h, T, T)
-        keys = {"[CLS]": ids == tokenizer.cls_id, "[SEP]": ids == tokenizer.sep_id}
-        for role, is_key in keys.items():
-            mass = (attn * is_key[:, None, None, None, :]).sum(-1)          # (B, L, h, T)
-            sums[role] += (mass * real[:, None, None, :]).sum((0, 3))
-            counts[role] += int(real.sum())
-        positions = torch.arange(T)
-        for role, offset in (("previous", -1), ("next", 1), ("itself", 0)):
-            target = positions + offset
-            valid = real & (target >= 0)[None] & (target < T)[None]
-            valid &= real.gather(1, target.clamp(0, T - 1).expand_as(real))
-            w = attn.gather(-1, target.clamp(0, T - 1).view(1, 1, 1, T, 1).expand(*attn.shape[:-1], 1))[..., 0]
-            sums[role] += (w * valid[:, None, None, :]).sum((0, 3))
-            counts[role] += int(valid.sum())
-        same = (ids[:, :, None] == ids[:, None, :]) & ~torch.eye(T, dtype=torch.bool)[None] & real[:, None, :]
-        same &= real[:, :, None] & ~torch.isin(ids, torch.tensor(_special_ids(tokenizer)))[:, :, None]
-        has_same = same.any(-1)                                              # (B, T)
-        mass = (attn * same[:, None, None]).sum(-1)                          # (B, L, h, T)
-        sums["same word"] += (mass * has_same[:, None, None, :]).sum((0, 3))
-        counts["same word"] += int(has_same.sum())
+    special = torch.tensor(tokenizer.special_ids)
+    with evaluating(model):
+        for i in range(0, len(pairs), batch_size):
+            batch = tokenizer.encode_batch(*zip(*pairs[i:i + batch_size]))            # each (B, T)
+            ids, real = batch["input_ids"], batch["attention_mask"].bool()
+            T = ids.shape[1]
+            attn = torch.stack(model(ids, batch["token_type_ids"], batch["attention_mask"]).attentions, 1)
+            # attn: (B, L, h, T, T)
+            keys = {"[CLS]": ids == tokenizer.cls_id, "[SEP]": ids == tokenizer.sep_id}
+            for role, is_key in keys.items():
+                mass = (attn * is_key[:, None, None, None, :]).sum(-1)          # (B, L, h, T)
+                sums[role] += (mass * real[:, None, None, :]).sum((0, 3))
+                counts[role] += int(real.sum())
+            positions = torch.arange(T)
+            for role, offset in (("previous", -1), ("next", 1), ("itself", 0)):
+                target = positions + offset
+                valid = real & (target >= 0)[None] & (target < T)[None]
+                valid &= real.gather(1, target.clamp(0, T - 1).expand_as(real))
+                w = attn.gather(-1, target.clamp(0, T - 1).view(1, 1, 1, T, 1).expand(*attn.shape[:-1], 1))[..., 0]
+                sums[role] += (w * valid[:, None, None, :]).sum((0, 3))
+                counts[role] += int(valid.sum())
+            same = (ids[:, :, None] == ids[:, None, :]) & ~torch.eye(T, dtype=torch.bool)[None] & real[:, None, :]
+            same &= real[:, :, None] & ~torch.isin(ids, special)[:, :, None]
+            has_same = same.any(-1)                                              # (B, T)
+            mass = (attn * same[:, None, None]).sum(-1)                          # (B, L, h, T)
+            sums["same word"] += (mass * has_same[:, None, None, :]).sum((0, 3))
+            counts["same word"] += int(has_same.sum())
     return {role: sums[role] / max(counts[role], 1) for role in sums}

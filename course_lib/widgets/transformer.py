@@ -3,22 +3,23 @@
 - :class:`ScalingExplorer`: why Attention divides by sqrt(d_k) (``diagnostics.softmax_saturation``);
 - :class:`PositionExplorer`: the sinusoidal positional table and how similar two positions are;
 - :class:`TransformerAttentionExplorer`: every attention map of a trained encoder-decoder
-  (``seq2seq.trace_transformer``): sentence, layer, head, and kind of attention.
+  (:func:`course_lib.tasks.translation.trace_transformer`): sentence, layer, head, and kind of attention.
 
-Each renders into one figure outside pyplot and swaps a PNG in place (see ``viz.FigureWidget``).
+Each renders into one figure outside pyplot and swaps a PNG in place (see :mod:`course_lib.widgets.base`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import ipywidgets
 import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from .diagnostics import softmax_saturation
-from .transformer import sinusoidal_positional_encoding
-from .viz import FigureWidget, canvas_to_png, widget_figure
+from ..diagnostics import softmax_saturation
+from ..transformer import sinusoidal_positional_encoding
+from .base import FigureWidget, Memo, widget_figure
 
 __all__ = ["ScalingExplorer", "PositionExplorer", "TransformerAttentionExplorer", "position_similarity",
            "ATTENTION_KINDS"]
@@ -36,28 +37,27 @@ class ScalingExplorer(FigureWidget):
 
     def __init__(self, d_ks: Sequence[int] = tuple(2 ** i for i in range(11)), n_keys: int = 16,
                  num_queries: int = 256, seed: int = 0):
-        import ipywidgets as widgets
-
+        super().__init__(widget_figure((10.0, 3.3)))
         self.n_keys, self.num_queries, self.seed = n_keys, num_queries, seed
         self.d_ks = list(d_ks)
         self.curves = {scaled: [softmax_saturation(d, scaled=scaled, n_keys=n_keys, num_queries=num_queries,
                                                    seed=seed) for d in self.d_ks]
                        for scaled in (False, True)}
-        self.d_k = widgets.SelectionSlider(options=self.d_ks, value=64 if 64 in self.d_ks else self.d_ks[0],
-                                           description="d_k", continuous_update=True)
-        self.status = widgets.HTML()
-        self.d_k.observe(lambda change: self.redraw(), names="value")
-        self.widget = widgets.VBox([self.d_k, self.status])
+        self.d_k = ipywidgets.SelectionSlider(options=self.d_ks, value=64 if 64 in self.d_ks else self.d_ks[0],
+                                              description="d_k", continuous_update=True)
+        self.status = ipywidgets.HTML()
+        self.watch([self.d_k])
+        self.widget = ipywidgets.VBox([self.d_k, self.status])
         self._build_figure()
         self.redraw()
 
     def _build_figure(self) -> None:
-        self.fig = widget_figure((10.0, 3.3))
         grid = self.fig.add_gridspec(1, 3, width_ratios=[1.4, 1, 1], wspace=0.35, left=0.06, right=0.98,
                                      top=0.84, bottom=0.17)
         self.ax_bar = self.fig.add_subplot(grid[0])
         x = np.arange(self.n_keys)
-        self.bars = {False: self.ax_bar.bar(x - 0.2, np.zeros(self.n_keys), 0.4, color=_UNSCALED, label="QK^T", animated=True),
+        self.bars = {False: self.ax_bar.bar(x - 0.2, np.zeros(self.n_keys), 0.4, color=_UNSCALED, label="QK^T",
+                                            animated=True),
                      True: self.ax_bar.bar(x + 0.2, np.zeros(self.n_keys), 0.4, color=_SCALED,
                                            label="QK^T / sqrt(d_k)", animated=True)}
         self.ax_bar.set_ylim(0, 1)
@@ -82,7 +82,7 @@ class ScalingExplorer(FigureWidget):
         self.fig.axes[1].text(self.d_ks[-1], np.log(self.n_keys), "uniform: log n ", fontsize=7, va="bottom",
                               ha="right", color="gray")
         self.title = self.fig.suptitle("", fontsize=11, animated=True)
-        self.save_background()
+        self.blitter.save()
 
     def render(self) -> bytes:
         i = self.d_ks.index(self.d_k.value)
@@ -99,7 +99,7 @@ class ScalingExplorer(FigureWidget):
         self.status.value = (f"averaged over {self.num_queries} random queries, {self.n_keys} keys each: "
                              f"entropy {raw['entropy']:.2f} vs {scaled['entropy']:.2f} nats, "
                              f"gradient size {raw['grad_norm']:.3f} vs {scaled['grad_norm']:.3f}")
-        return self.blit([*self.bars[False], *self.bars[True], *self.markers.values(), self.title])
+        return self.blitter.png([*self.bars[False], *self.bars[True], *self.markers.values(), self.title])
 
 
 def position_similarity(pe: torch.Tensor) -> torch.Tensor:
@@ -113,46 +113,62 @@ def position_similarity(pe: torch.Tensor) -> torch.Tensor:
 class PositionExplorer(FigureWidget):
     """Widget: the sinusoidal table PE (positions x dimensions) and position p's similarity to all others.
 
-    Controls: the position p, and the model width d_model (the table changes with it).
+    Controls: the position p, and the model width d_model (the table changes with it). The table
+    of each width is drawn once and kept as that width's background; moving p repaints only the
+    frame on row p, the similarity curve and its title.
     """
 
     def __init__(self, max_len: int = 64, d_models: Sequence[int] = (16, 32, 64, 128, 512), position: int = 10):
-        import ipywidgets as widgets
-
+        super().__init__(widget_figure((10.0, 3.4)))
         self.max_len = max_len
-        self.position = widgets.IntSlider(min=0, max=max_len - 1, value=position, description="position p")
-        self.d_model = widgets.Dropdown(options=list(d_models), value=64 if 64 in d_models else d_models[0],
-                                        description="d_model")
-        self.position.observe(lambda change: self.redraw(), names="value")
-        self.d_model.observe(lambda change: self._new_table(), names="value")
-        self.widget = widgets.HBox([self.position, self.d_model])
-        self.fig = widget_figure((10.0, 3.4))
+        self.position = ipywidgets.IntSlider(min=0, max=max_len - 1, value=position, description="position p")
+        self.d_model = ipywidgets.Dropdown(options=list(d_models), value=64 if 64 in d_models else d_models[0],
+                                           description="d_model")
+        self.watch([self.position])
+        self.watch([self.d_model], self._new_table)
+        self.widget = ipywidgets.HBox([self.position, self.d_model])
         grid = self.fig.add_gridspec(1, 2, width_ratios=[1.2, 1], wspace=0.25, left=0.06, right=0.98,
                                      top=0.86, bottom=0.15)
         self.ax_pe = self.fig.add_subplot(grid[0])
         self.ax_sim = self.fig.add_subplot(grid[1])
+        self._tables = Memo(len(d_models))
+        self._build_figure()
         self._new_table()
 
-    def _new_table(self) -> None:
-        d = self.d_model.value
-        self.pe = sinusoidal_positional_encoding(self.max_len, d)
-        self.similarity = position_similarity(self.pe).numpy()
-        self.ax_pe.clear()
-        self.ax_pe.imshow(self.pe.numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="antialiased")
+    def _build_figure(self) -> None:
+        """The artists every width shares; :meth:`_new_table` fills them in."""
+        self.pe_image = self.ax_pe.imshow(np.zeros((1, 1)), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto",
+                                          interpolation="antialiased")
+        self.ax_pe.set_autoscale_on(False)  # the limits follow the table (set in _new_table)
         self.ax_pe.set_xlabel("dimension (2i: sin, 2i+1: cos)", fontsize=9)
         self.ax_pe.set_ylabel("position p", fontsize=9)
-        self.ax_pe.set_title(f"PE, {self.max_len} positions x {d} dimensions", fontsize=10)
-        self.row = Rectangle((-0.5, -0.5), d, 1, fill=False, edgecolor="black", linewidth=1.5, animated=True)
+        self.pe_title = self.ax_pe.set_title("", fontsize=10)
+        self.row = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5, animated=True)
         self.ax_pe.add_patch(self.row)
-        self.ax_sim.clear()
-        self.sim_line, = self.ax_sim.plot(range(self.max_len), self.similarity[0], color=_SCALED, animated=True)
+        self.sim_line, = self.ax_sim.plot(range(self.max_len), np.zeros(self.max_len), color=_SCALED, animated=True)
         self.sim_dot, = self.ax_sim.plot([], [], "o", color=_UNSCALED, animated=True)
         self.sim_title = self.ax_sim.set_title("", fontsize=10, animated=True)
-        self.ax_sim.set_ylim(min(-0.2, float(self.similarity.min()) - 0.05), 1.05)
         self.ax_sim.set_xlabel("position q", fontsize=9)
         self.ax_sim.set_ylabel("cos(PE[p], PE[q])", fontsize=9)
         self.ax_sim.grid(alpha=0.3)
-        self.save_background()
+
+    def _new_table(self) -> None:
+        d = self.d_model.value
+
+        def table():
+            pe = sinusoidal_positional_encoding(self.max_len, d)
+            return pe, position_similarity(pe).numpy()
+
+        self.pe, self.similarity = self._tables.get(d, table)
+        self.pe_image.set_data(self.pe.numpy())
+        self.pe_image.set_extent((-0.5, d - 0.5, self.max_len - 0.5, -0.5))
+        self.ax_pe.set_xlim(-0.5, d - 0.5)
+        self.ax_pe.set_ylim(self.max_len - 0.5, -0.5)
+        self.pe_title.set_text(f"PE, {self.max_len} positions x {d} dimensions")
+        self.row.set_width(d)
+        self.ax_sim.set_ylim(min(-0.2, float(self.similarity.min()) - 0.05), 1.05)
+        if not self.blitter.use(d):
+            self.blitter.save(d)
         self.redraw()
 
     def render(self) -> bytes:
@@ -163,7 +179,7 @@ class PositionExplorer(FigureWidget):
         neighbours = [self.similarity[p, q] for q in (p - 1, p + 1) if 0 <= q < self.max_len]
         self.sim_title.set_text(f"similarity of position {p} to every position (next door: "
                                 f"{np.mean(neighbours):.2f})")
-        return self.blit([self.row, self.sim_line, self.sim_dot, self.sim_title])
+        return self.blitter.png([self.row, self.sim_line, self.sim_dot, self.sim_title])
 
 
 # kind of attention -> (key in trace["maps"], row labels, column labels, what a row is)
@@ -182,53 +198,55 @@ class TransformerAttentionExplorer(FigureWidget):
     decoder self, cross), the layer, and the head (or the mean of the heads). Left: the chosen
     map, large, with word labels. Right: all heads of that layer and kind, the chosen one framed.
 
-    ``trace_fn(zh_words) -> dict`` is :func:`course_lib.seq2seq.trace_transformer` with the model
-    and vocabularies bound: keys ``source``, ``output``, ``target_inputs`` and ``maps``
-    (kind -> (L, h, rows, columns)).
+    ``trace_fn(zh_words) -> dict`` is :func:`course_lib.tasks.translation.trace_transformer` with
+    the model and vocabularies bound: keys ``source``, ``output``, ``target_inputs`` and ``maps``
+    (kind -> (L, h, rows, columns)). The last 64 traces are kept, so a sentence seen before is
+    not translated again.
     """
 
     def __init__(self, trace_fn: Callable[[list[str]], dict], sentences: Sequence[Sequence[str]],
                  segment: Callable[[str], list[str]] | None = None, kind: str = "cross"):
-        import ipywidgets as widgets
-
         if not sentences:
             raise ValueError("sentences must not be empty")
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"kind must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
+        super().__init__(widget_figure((10.0, 4.2)))
         self.trace_fn = trace_fn
         self.segment = segment or str.split
-        self._trace = trace_fn(list(sentences[0]))
+        self._traces = Memo(64)
+        self._trace = self._traced(list(sentences[0]))
         L, h = self._trace["maps"]["cross"].shape[:2]
         self.num_heads = h
-        self.sentence = widgets.Dropdown(options=[(" ".join(s), tuple(s)) for s in sentences],
-                                         description="sentence", layout=widgets.Layout(width="420px"))
-        self.typed = widgets.Text(placeholder="or type Chinese here, e.g. 我昨天在公园里看见了一只猫",
-                                  description="your own", continuous_update=False,
-                                  layout=widgets.Layout(width="420px"))
-        self.kind = widgets.ToggleButtons(options=list(ATTENTION_KINDS), value=kind, description="attention")
-        self.layer = widgets.ToggleButtons(options=[(str(i + 1), i) for i in range(L)], value=L - 1,
-                                           description="layer")
-        self.head = widgets.ToggleButtons(options=[(str(i + 1), i) for i in range(h)] + [("mean", -1)],
-                                          value=0, description="head")
+        self.sentence = ipywidgets.Dropdown(options=[(" ".join(s), tuple(s)) for s in sentences],
+                                            description="sentence", layout=ipywidgets.Layout(width="420px"))
+        self.typed = ipywidgets.Text(placeholder="or type Chinese here, e.g. 我昨天在公园里看见了一只猫",
+                                     description="your own", continuous_update=False,
+                                     layout=ipywidgets.Layout(width="420px"))
+        self.kind = ipywidgets.ToggleButtons(options=list(ATTENTION_KINDS), value=kind, description="attention")
+        self.layer = ipywidgets.ToggleButtons(options=[(str(i + 1), i) for i in range(L)], value=L - 1,
+                                              description="layer")
+        self.head = ipywidgets.ToggleButtons(options=[(str(i + 1), i) for i in range(h)] + [("mean", -1)],
+                                             value=0, description="head")
         for control in (self.kind, self.layer, self.head):
             control.style.button_width = "auto"
-            control.observe(lambda change: self.redraw(), names="value")
-        self.sentence.observe(lambda change: self._new_sentence(list(change["new"])), names="value")
-        self.typed.observe(self._on_typed, names="value")
-        self.status = widgets.HTML()
-        self.widget = widgets.VBox([self.sentence, self.typed, self.kind, self.layer, self.head, self.status])
-        self.fig = widget_figure((10.0, 4.2))
-        self._layout_key = None
+        self.watch([self.kind, self.layer, self.head])
+        self.watch([self.sentence], lambda: self._new_sentence(list(self.sentence.value)))
+        self.watch([self.typed], self._on_typed)
+        self.status = ipywidgets.HTML()
+        self.widget = ipywidgets.VBox([self.sentence, self.typed, self.kind, self.layer, self.head, self.status])
         self._build_figure()
         self.redraw()
 
-    def _on_typed(self, change) -> None:
-        words = self.segment(change["new"])
+    def _traced(self, words: list[str]) -> dict:
+        return self._traces.get(tuple(words), lambda: self.trace_fn(list(words)))
+
+    def _on_typed(self) -> None:
+        words = self.segment(self.typed.value)
         if words:
             self._new_sentence(words)
 
     def _new_sentence(self, words: list[str]) -> None:
-        self._trace = self.trace_fn(words)
+        self._trace = self._traced(words)
         self.redraw()
 
     def selected(self) -> tuple[np.ndarray, list[str], list[str]]:
@@ -239,10 +257,13 @@ class TransformerAttentionExplorer(FigureWidget):
         return w.numpy(), self._trace[rows], self._trace[cols]
 
     def _build_figure(self) -> None:
-        """The axes, images, frames and title, made once. Word labels belong to a layout (a sentence
-        and kind): a new layout is drawn in full once and its picture kept as the background, on top
-        of which head and layer changes only repaint the images (blitting). Up to 16 layouts' backgrounds
-        are kept, so switching back to a kind already seen is as fast as changing the head."""
+        """The axes, images, frames and title, made once.
+
+        Word labels belong to a layout (a sentence and kind): a new layout is drawn in full once and
+        its picture kept as the background, on top of which head and layer changes only repaint the
+        images (blitting). ``self.blitter`` keeps 16 layouts' backgrounds, so switching back to a kind
+        already seen is as fast as changing the head.
+        """
         h = self.num_heads
         grid = self.fig.add_gridspec(2, 1 + (h + 1) // 2, width_ratios=[2.2] + [1] * ((h + 1) // 2),
                                      left=0.11, right=0.99, top=0.9, bottom=0.17, wspace=0.3, hspace=0.35)
@@ -263,7 +284,6 @@ class TransformerAttentionExplorer(FigureWidget):
             ax.add_patch(frame)
         self.title = self.fig.suptitle("", fontsize=11, animated=True)
         self.labels = []
-        self._backgrounds = {}
 
     def _set_layout(self, rows: list[str], cols: list[str]) -> None:
         """Resize the images to (rows, columns); draw the word labels into the background."""
@@ -273,9 +293,7 @@ class TransformerAttentionExplorer(FigureWidget):
             image.set_extent(extent)
             image.axes.set_xlim(extent[0], extent[1])
             image.axes.set_ylim(extent[2], extent[3])
-        self._layout_key = key
-        if key in self._backgrounds:
-            self._background = self._backgrounds[key]
+        if self.blitter.use(key):
             return
         for text in self.labels:
             text.remove()
@@ -284,14 +302,11 @@ class TransformerAttentionExplorer(FigureWidget):
                                          va="top", fontsize=9) for j, word in enumerate(cols)]
         self.labels += [self.ax_main.text(-0.7, i, word, ha="right", va="center", fontsize=9)
                         for i, word in enumerate(rows)]
-        self.save_background()
-        if len(self._backgrounds) >= 16:
-            self._backgrounds.pop(next(iter(self._backgrounds)))  # forget the oldest layout
-        self._backgrounds[key] = self._background
+        self.blitter.save(key)
 
     def render(self) -> bytes:
         w, rows, cols = self.selected()
-        if self._layout_key != (tuple(rows), tuple(cols)):
+        if self.blitter.key != (tuple(rows), tuple(cols)):
             self._set_layout(rows, cols)
         key, _, _, meaning = ATTENTION_KINDS[self.kind.value]
         self.main_image.set_data(w)
@@ -304,4 +319,4 @@ class TransformerAttentionExplorer(FigureWidget):
         source, output = self._trace["source"], self._trace["output"]
         self.status.value = (f"<b>{' '.join(source)}</b> → <b>{' '.join(w for w in output if w != '<eos>')}</b>"
                              f"<br>rows: {meaning}")
-        return self.blit([self.main_image, *self.small_images, *self.frames, self.title])
+        return self.blitter.png([self.main_image, *self.small_images, *self.frames, self.title])

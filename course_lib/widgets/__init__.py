@@ -1,0 +1,16 @@
+"""The course's interactive widgets: controls over one picture (or HTML) redrawn in place.
+
+Import them from their notebook's module, e.g. ``from course_lib.widgets.transformer import PositionExplorer``.
+
+- ``base``: :class:`~course_lib.widgets.base.FigureWidget` and the rest of what every widget shares
+  (``Widget``, ``HTMLWidget``, ``Blitter``, ``Memo``, ``widget_figure``, ``canvas_to_png``);
+- ``attention`` (notebook 01): ``AttentionExplorer``, ``TranslationAttentionView``;
+- ``transformer`` (notebook 02): ``ScalingExplorer``, ``PositionExplorer``, ``TransformerAttentionExplorer``,
+  ``position_similarity``, ``ATTENTION_KINDS``;
+- ``gpt`` (notebook 03): ``GenerationExplorer``, ``next_word_distribution``, ``continue_text``;
+- ``bert`` (notebook 04): ``MaskingExplorer``, ``masking_html``, ``FillMaskExplorer``, ``fill_mask``,
+  ``ModelView``, ``bert_attentions``, ``attention_grid``, ``head_roles``.
+
+Every widget keeps its computation in plain functions (tested without a browser) and redraws by
+updating artists and blitting (see ``base``), so a control answers in milliseconds.
+"""

@@ -247,7 +247,8 @@ def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mask_token_id: int,
     inputs = input_ids.clone()
     inputs[selected & (action < 0.8)] = mask_token_id
     randomise = selected & (action >= 0.8) & (action < 0.9)
-    ordinary = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())], dtype=input_ids.dtype)
+    all_ids = torch.arange(vocab_size, dtype=input_ids.dtype)
+    ordinary = all_ids[~torch.isin(all_ids, special)]  # the non-special ids, in order
     picks = ordinary[torch.randint(len(ordinary), input_ids.shape, generator=generator)]
     inputs[randomise] = picks[randomise]
     return inputs, labels

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
@@ -263,8 +264,6 @@ class LiveLossPlot:
         self.ax.autoscale_view()
 
         if self.display:
-            from IPython.display import display
-
             if self._handle is None:
                 self._handle = display(self.fig, display_id=True)
             else:

@@ -11,38 +11,14 @@ import pytest
 import torch
 from torch import nn
 
+from regression_task import IN, OUT, as_batches, make_data, make_model, mse
+
 from course_lib.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from course_lib.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-IN, OUT = 4, 2
 QUIET = dict(progress=False, live_plot=False)
-
-
-def make_data(n=256, seed=123):
-    """x (n, IN) and y = x @ W.T + b + noise (n, OUT): a learnable regression."""
-    g = torch.Generator().manual_seed(seed)
-    w_true = torch.randn(OUT, IN, generator=g)
-    b_true = torch.randn(OUT, generator=g)
-    x = torch.randn(n, IN, generator=g)
-    y = x @ w_true.T + b_true + 0.01 * torch.randn(n, OUT, generator=g)
-    return x, y
-
-
-def make_model(seed=0):
-    torch.manual_seed(seed)
-    return nn.Linear(IN, OUT)
-
-
-def mse(model, batch):
-    x, y = batch
-    return nn.functional.mse_loss(model(x), y)
-
-
-def as_batches(x, y, size=32):
-    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
-
 
 
 def trained(steps=5):

@@ -156,7 +156,7 @@ def test_trace_transformer_matches_step_by_step_decoding(setup):
 def test_alignment_hits_scores_every_head(setup):
     corpus, _, _ = setup
     pairs = [p for p in corpus.test if any(p.reordered)][:10]
-    oracle, shifted = [], []
+    oracle = []
     for p in pairs:  # two "heads": head 0 on the gold word, head 1 one word to the right
         w = torch.zeros(2, len(p.en), len(p.zh))
         for j, i in enumerate(p.alignment):

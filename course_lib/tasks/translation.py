@@ -30,9 +30,9 @@ from torch.nn import functional as F
 
 from ..attention import attend, make_score
 from ..batching import epoch_batches
+from ..encoder_decoder import EncoderDecoder
 from ..tokenizers import WordVocab
 from ..training import evaluating, set_seed, train
-from ..encoder_decoder import EncoderDecoder
 
 __all__ = [
     "AttentionGRUTranslator",
@@ -164,6 +164,16 @@ def translation_loss(model: AttentionGRUTranslator, batch) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _source_ids(model: nn.Module, zh_words: Sequence[str], src_vocab: WordVocab) -> torch.Tensor:
+    """One Chinese sentence (a list of words) -> its ids (1, S) on the model's device."""
+    if isinstance(zh_words, str):
+        raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
+    if len(zh_words) == 0:
+        raise ValueError("zh_words must contain at least one word")
+    device = next(model.parameters()).device
+    return torch.tensor([src_vocab.encode(zh_words)], device=device)
+
+
 def trace_translation(model: AttentionGRUTranslator, zh_words: Sequence[str], src_vocab: WordVocab,
                       tgt_vocab: WordVocab, max_len: int = 30) -> dict:
     """Translate one sentence and keep what attention did at every step.
@@ -173,12 +183,7 @@ def trace_translation(model: AttentionGRUTranslator, zh_words: Sequence[str], sr
         weights: a (T, S), one row per decoder step;  encoder_states: H (S, d);
         contexts: (T, d), context_t = sum_i a_ti h_i.
     """
-    if isinstance(zh_words, str):
-        raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
-    if len(zh_words) == 0:
-        raise ValueError("zh_words must contain at least one word")
-    device = next(model.parameters()).device
-    src = torch.tensor([src_vocab.encode(zh_words)], device=device)
+    src = _source_ids(model, zh_words, src_vocab)  # (1, S)
     lengths = torch.tensor([len(zh_words)])
     with evaluating(model):
         ids, weights = model.greedy_decode(src, lengths, max_len=max_len)
@@ -352,16 +357,11 @@ def trace_transformer(model: EncoderDecoder, zh_words: Sequence[str], src_vocab:
             computed by re-running the decoder on its own output (identical to the step-by-step
             weights, because the decoder is causal).
     """
-    if isinstance(zh_words, str):
-        raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
-    if len(zh_words) == 0:
-        raise ValueError("zh_words must contain at least one word")
-    device = next(model.parameters()).device
-    src = torch.tensor([src_vocab.encode(zh_words)], device=device)
+    src = _source_ids(model, zh_words, src_vocab)  # (1, S)
     ids = _greedy_ids(model, src, torch.tensor([len(zh_words)]), max_len, tgt_vocab)
     words = tgt_vocab.decode(ids[0])
     emitted = tgt_vocab.encode(words) + ([tgt_vocab.eos_id] if len(words) < ids.shape[1] else [])
-    tgt_in = torch.tensor([[tgt_vocab.bos_id] + emitted[:-1]], device=device)  # (1, T)
+    tgt_in = torch.tensor([[tgt_vocab.bos_id] + emitted[:-1]], device=src.device)  # (1, T)
     maps = _teacher_forced_maps(model, src, tgt_in)
     return {"source": list(zh_words), "output": [tgt_vocab.itos[i] for i in emitted],
             "target_inputs": [tgt_vocab.itos[i] for i in tgt_in[0].tolist()],

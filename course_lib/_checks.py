@@ -43,13 +43,19 @@ __all__ = [
     "check_tensor",
     "check_stream",
     "check_same_shape",
+    "check_dtype",
     "check_mask",
     "check_memory_and_masks",
     "check_token_ids",
     "check_id_range",
     "check_positive_int",
     "check_probability",
+    "check_number",
+    "check_int",
+    "check_generator",
     "check_bool",
+    "check_device",
+    "check_writable_path",
     "check_checkpoint_keys",
     "ID_DTYPES",
 ]
@@ -92,6 +98,15 @@ def check_same_shape(name: str, t, ref_name: str, ref: torch.Tensor) -> None:
                         f"got {type(t).__name__}")
     if t.shape != ref.shape:
         raise ValueError(f"{name} must have the shape of {ref_name} {shape_of(ref)}, got {shape_of(t)}")
+
+
+def check_dtype(name: str, t: torch.Tensor, dtype: torch.dtype, source: str) -> None:
+    """The tensor ``t`` must have ``dtype``, the dtype of ``source`` (another input, or a module's
+    parameters, e.g. ``"the parameters of MultiHeadAttention"``): torch multiplies no float32 by float64.
+    """
+    if t.dtype != dtype:
+        raise TypeError(f"{name} must have the dtype of {source}, {dtype}, got {t.dtype}: "
+                        f"convert one of them to the other's dtype, e.g. {name}.to({dtype})")
 
 
 def check_mask(mask, expected: tuple[int, ...], what: str, name: str = "mask") -> None:
@@ -144,6 +159,31 @@ def check_probability(name: str, value, *, upper_inclusive: bool = False) -> Non
         raise ValueError(f"{name} must be a float in [0, 1{']' if upper_inclusive else ')'}, got {value!r}")
 
 
+def check_number(name: str, value, *, positive: bool = False) -> None:
+    """``value`` must be a finite real number >= 0 (> 0 with ``positive``), not a bool, NaN or inf:
+    a LayerNorm epsilon, a temperature, a loss weight. TypeError for a non-number, ValueError out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not (float("-inf") < value < float("inf")) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} and finite, got {value!r}")
+
+
+def check_int(name: str, value, size: int | None = None, size_name: str = "vocab_size") -> None:
+    """``value`` must be an int (not a bool); with ``size``, in [0, size): a token id such as ``eos_id``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if size is not None and not 0 <= value < size:
+        raise ValueError(f"{name} must be an id in [0, {size_name}={size}), got {value}")
+
+
+def check_generator(name: str, generator) -> None:
+    """``generator`` must be a torch.Generator or None (None: torch's global random state)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}: "
+                        "make one with torch.Generator().manual_seed(seed)")
+
+
 def check_token_ids(name: str, ids, vocab_size: int | None = None, max_len: int | None = None, *,
                     length: str = "T", limit: str = "max_len") -> None:
     """``ids`` must be a (B, T) torch.long (or torch.int) tensor of token ids for an embedding.
@@ -180,6 +220,76 @@ def check_bool(name: str, value) -> None:
     """``value`` must be True or False (not 0, 1 or a string): a switch such as ``norm_first``."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_device(name: str, device, *, meta: bool = False) -> torch.device:
+    """``device`` must be a device this machine has; returns it as a ``torch.device``.
+
+    Accepted: ``"cpu"``, ``"cuda"`` / ``"cuda:<index>"`` or a GPU index (only where that GPU
+    exists), ``"mps"`` (only where Apple's GPU is available), as a str or a ``torch.device``;
+    with ``meta=True`` also ``"meta"`` (tensors with shapes but no numbers). Refused: a name
+    torch does not know (``"gpu0"``: ``ValueError``), another type (``TypeError``), and a GPU
+    this machine does not have (``ValueError`` saying so: the course never needs one).
+    """
+    what = "'cpu', 'cuda', 'cuda:<index>', 'mps' or 'meta'" if meta else "'cpu', 'cuda', 'cuda:<index>' or 'mps'"
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(f"{name} must be {what} (a str or a torch.device), "
+                        f"got {type(device).__name__} {device!r}")
+    try:
+        if isinstance(device, int):  # a GPU index, as torch.device(0) reads it on a GPU machine
+            if device < 0:
+                raise ValueError
+            dev = torch.device("cuda", device)
+        else:
+            dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be one of {what}, got {device!r}") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")  # one CPU device: "cpu:0" means the same
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{name}={device!r} asks for a GPU, but no GPU (CUDA) is available on this machine: "
+                             "use 'cpu' (the course never needs a GPU), or get_device() to pick the GPU when there is one")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"{name}={device!r} asks for GPU {dev.index}, but this machine has {count} "
+                             f"(cuda:0 to cuda:{count - 1})")
+        return dev
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{name}={device!r} asks for Apple's GPU (mps), which this machine does not have: "
+                             "use 'cpu' (the course never needs a GPU)")
+        return dev
+    if dev.type == "meta" and meta:
+        return dev
+    raise ValueError(f"{name} must be one of {what}, got {device!r}")
+
+
+def check_writable_path(name: str, path):
+    """``path`` must be a str or path naming a file that can be written; returns it as a ``pathlib.Path``.
+
+    Refused before any work is done: another type (``TypeError``), an empty name, an existing
+    folder, a path under an existing file, and a folder this user may not write in
+    (``ValueError``). Missing parent folders are allowed (the writer creates them).
+    """
+    import os
+    import pathlib
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or a pathlib.Path naming a file, got {type(path).__name__} {path!r}")
+    if str(path) == "":
+        raise ValueError(f"{name} must name a file, e.g. 'runs/model.pt', got ''")
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a folder: name a file inside it, e.g. {str(path / 'model.pt')!r}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{name}={str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{name}={str(path)!r} cannot be written: no permission to write in {str(parent)!r}")
+            break
+    return path
 
 
 def check_checkpoint_keys(source: str, found: Iterable[str], expected: Iterable[str],

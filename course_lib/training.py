@@ -18,9 +18,9 @@ computed just before update ``s+1``; an evaluation recorded with ``"step": s`` r
 """
 
 import contextlib
+import inspect
 import math
 import numbers
-import os
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int
+from ._checks import check_bool, check_device, check_positive_int, check_probability, check_writable_path
 from .batching import to_device
 from .checkpoints import save_checkpoint
 from .viz import EMA_BETA, LiveLossPlot, in_notebook
@@ -73,7 +73,6 @@ def default_device() -> torch.device:
 get_device = default_device
 
 
-@contextlib.contextmanager
 def evaluating(model: nn.Module):
     """Switch ``model`` to eval mode (dropout off) inside a ``with`` block, then back.
 
@@ -82,7 +81,15 @@ def evaluating(model: nn.Module):
 
     The mode the model had before is restored even when the block raises, so a helper
     that only looks at a model never leaves it in eval mode for the training that follows.
+    Anything but an ``nn.Module`` raises ``TypeError`` at the call.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return _evaluating(model)
+
+
+@contextlib.contextmanager
+def _evaluating(model: nn.Module):
     was_training = model.training
     model.eval()
     try:
@@ -132,9 +139,13 @@ class _BatchSource:
             raise TypeError("batches must be an iterable of batches or a callable batches(step), "
                             "got a single dict (iterating it would give its keys); "
                             "to use the same batch at every step pass [batch]")
+        if isinstance(batches, (str, bytes)):
+            raise TypeError("batches must be an iterable of batches or a callable batches(step), "
+                            f"got a {type(batches).__name__} {batches[:40]!r} (iterating it would give its characters)")
         if isinstance(batches, Iterable):
             self.iterable, self.function = batches, None
         elif callable(batches):
+            _check_arity("batches", batches, 1, "batches(step) -> batch")
             self.iterable, self.function = None, batches
         else:
             raise TypeError("batches must be an iterable of batches (a list, a DataLoader, ...) "
@@ -164,7 +175,41 @@ class _BatchSource:
                 "__iter__ starts again, or a callable batches(step) -> batch") from None
 
 
-def _check_loss(loss, step: int, lr: float) -> float:
+def _check_arity(name: str, fn, n: int, usage: str) -> None:
+    """``fn`` must accept ``n`` positional arguments (``usage`` shows the call), checked before any work."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some built-ins have no signature: they will tell at the call
+        return
+    try:
+        signature.bind(*range(n))
+    except TypeError:
+        what = getattr(fn, "__name__", type(fn).__name__)
+        raise TypeError(f"{name} must be a function {usage}, called with {n} argument{'s' * (n > 1)}; "
+                        f"got {what}{signature}") from None
+
+
+def _nonfinite(batch, where: str = "batch") -> str | None:
+    """Where a (nested) batch holds nan or inf, e.g. "batch[0]", or None."""
+    if isinstance(batch, torch.Tensor):
+        if (batch.is_floating_point() or batch.is_complex()) and batch.device.type != "meta" \
+                and not torch.isfinite(batch).all():
+            return where
+        return None
+    if isinstance(batch, Mapping):
+        items = batch.items()
+    elif isinstance(batch, (tuple, list)):
+        items = enumerate(batch)
+    else:
+        return None
+    for key, value in items:
+        found = _nonfinite(value, f"{where}[{key!r}]")
+        if found:
+            return found
+    return None
+
+
+def _check_loss(loss, step: int, lr: float, batch=None) -> float:
     """Check what loss_fn returned; return its value as a Python float."""
     if not isinstance(loss, torch.Tensor):
         raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} {loss!r} "
@@ -172,12 +217,24 @@ def _check_loss(loss, step: int, lr: float) -> float:
     if loss.ndim != 0:
         raise ValueError(f"loss_fn must return a scalar tensor (shape ()), got a tensor of shape "
                          f"{tuple(loss.shape)} at step {step}; reduce it, e.g. with .mean()")
+    if not loss.is_floating_point():
+        raise TypeError(f"loss_fn must return a real floating-point scalar tensor, got dtype {loss.dtype} "
+                        f"at step {step}")
+    if loss.device.type == "meta":
+        raise ValueError(f"loss_fn returned a tensor on the meta device (no numbers) at step {step}")
     if not loss.requires_grad:
         raise ValueError(f"loss_fn returned a tensor that does not require grad at step {step}, "
                          "so there is nothing to train: was it computed under torch.no_grad(), "
                          "detached, or converted from a Python number?")
     value = loss.item()
     if not math.isfinite(value):
+        bad = _nonfinite(batch)
+        if bad is not None:
+            raise FloatingPointError(f"the loss is {value} at step {step}: the batch itself holds nan or inf "
+                                     f"(in {bad}); clean the data first")
+        if step == 0:
+            raise FloatingPointError(f"the loss is {value} at step 0, before any update: the model's output or "
+                                     "loss_fn gives nan or inf on finite data (a division by zero? a log of 0?)")
         raise FloatingPointError(
             f"the loss is {value} at step {step}: training diverged. "
             f"Try a lower learning rate (lr={lr:g} now), or keep clip_grad_norm on")
@@ -195,15 +252,30 @@ def _evaluate(model: nn.Module, eval_fn, step: int) -> dict:
         raise ValueError("eval_fn must not return a metric named 'step' (train records the step itself)")
     record = {"step": step}
     for name, value in metrics.items():
+        if not isinstance(name, str):
+            raise TypeError(f"eval_fn must return a dict with str metric names, got the name {name!r}")
         try:
             record[name] = float(value)  # accepts numbers and one-element tensors
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"eval_fn returned {name}={value!r}; every metric must be a number") from None
+        if math.isnan(record[name]):
+            raise ValueError(f"eval_fn returned {name}=nan at step {step}; every metric must be a number, not nan "
+                             "(a mean over nothing? a model that diverged?)")
     return record
 
 
 def cosine_factor(step: int, steps: int, warmup: float = 0.05, final: float = 0.1) -> float:
-    """Learning-rate multiplier at ``step`` of ``steps``: linear warm-up, then cosine decay to ``final``."""
+    """Learning-rate multiplier at ``step`` of ``steps``: linear warm-up, then cosine decay to ``final``.
+
+    step: int >= 0 (past ``steps`` the factor stays ``final``); steps: int > 0; warmup: the share
+    of the steps spent warming up, in [0, 1]; final: the last factor, a number >= 0.
+    """
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
+    check_positive_int("steps", steps)
+    check_probability("warmup", warmup, upper_inclusive=True)
+    if isinstance(final, bool) or not isinstance(final, numbers.Real) or not 0 <= final < math.inf:
+        raise ValueError(f"final must be a number >= 0, got {final!r}")
     warmup_steps = max(1, int(warmup * steps))
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -234,7 +306,9 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     seed:           int, seeds random / numpy / torch at the start so two runs with the same
                     seed give the same losses (None: leave the random state alone)
     device:         where batches go; default the device of the model's first parameter.
-                    When given, the model is moved there too
+                    When given ("cpu", "cuda", "cuda:<index>" or "mps", a str or a
+                    torch.device), the model is moved there too; a GPU this machine does
+                    not have raises ValueError (the course never needs one)
     live_plot:      None (a live loss curve only inside a notebook), True, False, or a
                     LiveLossPlot to draw into (e.g. one built with a ``floor``)
     plot_every:     int, the live plot is redrawn every ``plot_every`` steps and at the end
@@ -245,6 +319,12 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     schedule:       "constant" (lr throughout) or "cosine" (warm up linearly over the first
                     5% of the steps, then decay along a cosine to 0.1 * lr): short runs
                     reach a lower loss with a large lr early and a small one at the end
+
+    Every argument is checked before the first step (checkpoint_path too, so a bad path
+    does not fail after the training): a wrong type raises TypeError, a wrong value
+    ValueError, each naming the argument. During the run, what loss_fn and eval_fn return
+    is checked the same way, and a loss that is nan or inf raises FloatingPointError
+    naming the step (and the entry of the batch that holds nan or inf, if one does).
     """
     # --- check the arguments before any work, so a typo fails at once ----------------------
     if not isinstance(model, nn.Module):
@@ -252,6 +332,7 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function loss_fn(model, batch) -> scalar tensor, "
                         f"got {type(loss_fn).__name__}")
+    _check_arity("loss_fn", loss_fn, 2, "loss_fn(model, batch) -> scalar tensor")
     check_positive_int("steps", steps)
     if optimizer is None:
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
@@ -261,6 +342,10 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
             raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
     elif not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    elif not {id(p) for group in optimizer.param_groups for p in group["params"]} \
+            & {id(p) for p in model.parameters()}:
+        raise ValueError("optimizer updates none of model's parameters (was it built for another model?): "
+                         "build it with torch.optim.AdamW(model.parameters(), lr=...)")
     if clip_grad_norm is not None and (isinstance(clip_grad_norm, bool)
                                        or not isinstance(clip_grad_norm, numbers.Real)
                                        or not (0 < clip_grad_norm < math.inf)):
@@ -268,27 +353,40 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     if eval_fn is not None and not callable(eval_fn):
         raise TypeError(f"eval_fn must be a function eval_fn(model) -> dict or None, "
                         f"got {type(eval_fn).__name__}")
+    if eval_fn is not None:
+        _check_arity("eval_fn", eval_fn, 1, "eval_fn(model) -> dict")
     check_positive_int("eval_every", eval_every, allow_none=True)
     if eval_every is not None and eval_fn is None:
         raise ValueError(f"eval_every={eval_every} needs an eval_fn to call, got eval_fn=None")
     check_positive_int("plot_every", plot_every)
     if live_plot is not None and not isinstance(live_plot, (bool, LiveLossPlot)):
         raise TypeError(f"live_plot must be None, True, False or a LiveLossPlot, got {live_plot!r}")
-    if checkpoint_path is not None and not isinstance(checkpoint_path, (str, os.PathLike)):
-        raise TypeError(f"checkpoint_path must be a str or a path, got {type(checkpoint_path).__name__}")
-    if schedule not in ("constant", "cosine"):
+    check_bool("progress", progress)
+    if not isinstance(desc, str):
+        raise TypeError(f"desc must be a str (the progress bar's label), got {type(desc).__name__} {desc!r}")
+    if checkpoint_path is not None:
+        check_writable_path("checkpoint_path", checkpoint_path)  # before the training, not after it
+    if not isinstance(schedule, str) or schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or not 0 <= seed < 2**32):
+        raise ValueError(f"seed must be an int between 0 and 2**32 - 1, or None, got {seed!r}")
+    move = device is not None
+    if move:
+        device = check_device("device", device)
+    else:
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
+        if device.type == "meta":
+            raise ValueError("model's parameters are on the meta device (shapes without numbers): "
+                             "build the model on 'cpu', or pass device='cpu'")
     source = _BatchSource(batches)
 
     # --- set up ------------------------------------------------------------------------------
     if seed is not None:
         set_seed(seed)
-    if device is not None:
-        device = torch.device(device)
+    if move:
         model.to(device)
-    else:
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
@@ -315,7 +413,7 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
         for step in range(steps):
             batch = to_device(source.get(step), device)
             loss = loss_fn(model, batch)
-            value = _check_loss(loss, step, current_lr)
+            value = _check_loss(loss, step, current_lr, batch)
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from course_lib.batching import IGNORE_INDEX
-from course_lib.exercises.engine import Exercise, Failure, call_learner, register
+from course_lib.exercises.engine import Exercise, Failure, call_learner, register, short_repr
 
 
 # ---------------------------------------------------------------------------
@@ -31,10 +31,8 @@ def _mlm_case(g: torch.Generator, vocab_size: int = _MLM_VOCAB) -> torch.Tensor:
     return ids
 
 
-def _mlm_checker(fn: Callable) -> Failure | None:
-    ids = _mlm_case(torch.Generator().manual_seed(0))
-    original = ids.clone()
-    result = call_learner(fn, ids, _MLM_VOCAB, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(1))
+def _mlm_result(result, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | Failure:
+    """The learner's (inputs, labels) as CPU tensors, or the Failure that says what is wrong with them."""
     if not (isinstance(result, tuple) and len(result) == 2 and all(isinstance(t, torch.Tensor) for t in result)):
         return Failure("return two tensors, (inputs, labels)",
                        (f"got {type(result).__name__}",))
@@ -42,6 +40,23 @@ def _mlm_checker(fn: Callable) -> Failure | None:
     if inputs.shape != ids.shape or labels.shape != ids.shape:
         return Failure("inputs and labels must have the shape of input_ids",
                        (f"input_ids {tuple(ids.shape)}, got inputs {tuple(inputs.shape)} and labels {tuple(labels.shape)}",))
+    for name, t in (("inputs", inputs), ("labels", labels)):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            return Failure(f"{name} must hold integer token ids (torch.long), got dtype {t.dtype}",
+                           ("Start from input_ids.clone() and torch.where(selected, input_ids, -100): both stay torch.long.",))
+        if t.device.type == "meta" or t.layout != torch.strided:
+            return Failure(f"{name} must be an ordinary tensor of ids, got {short_repr(t)}")
+    return inputs.detach().cpu(), labels.detach().cpu()
+
+
+def _mlm_checker(fn: Callable) -> Failure | None:
+    ids = _mlm_case(torch.Generator().manual_seed(0))
+    original = ids.clone()
+    result = _mlm_result(
+        call_learner(fn, ids, _MLM_VOCAB, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(1)), ids)
+    if isinstance(result, Failure):
+        return result
+    inputs, labels = result
     if not torch.equal(ids, original):
         return Failure("input_ids was changed in place: work on a copy",
                        ("inputs = input_ids.clone(), then change inputs.",))
@@ -77,12 +92,17 @@ def _mlm_checker(fn: Callable) -> Failure | None:
     # Among 1,000 ids a replacement drawn from the whole vocabulary rarely hits a special id; among
     # 110 (5 of them special) some of ~340 replacements surely do.
     small = _mlm_case(torch.Generator().manual_seed(2), vocab_size=110)
-    small_inputs, _ = call_learner(fn, small, 110, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(3))
+    small_result = _mlm_result(
+        call_learner(fn, small, 110, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(3)), small)
+    if isinstance(small_result, Failure):
+        return Failure(f"with another vocabulary (110 ids): {small_result.summary}", small_result.details)
+    small_inputs, _ = small_result
     if torch.isin(small_inputs[small_inputs != small], torch.tensor([i for i in _MLM_SPECIAL if i != _MLM_MASK])).any():
         return Failure("a random replacement is a special token: draw replacements among the ordinary tokens",
                        ("e.g. pick from [i for i in range(vocab_size) if i not in special_token_ids].",))
-    again = call_learner(fn, ids, _MLM_VOCAB, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(1))
-    if not all(torch.equal(a, b) for a, b in zip(result, again)):
+    again = _mlm_result(
+        call_learner(fn, ids, _MLM_VOCAB, _MLM_MASK, list(_MLM_SPECIAL), torch.Generator().manual_seed(1)), ids)
+    if isinstance(again, Failure) or not all(torch.equal(a, b) for a, b in zip(result, again)):
         return Failure("two calls with the same seeded generator gave different results",
                        ("Pass generator=generator to every torch.rand / torch.randint call.",))
     return None

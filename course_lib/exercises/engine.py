@@ -1,9 +1,13 @@
 """The exercise engine: the registry of exercises and the notebook API ``check``, ``hint``, ``solution``.
 
 ``check`` never raises because of a mistake in the learner's code: an untouched
-starter is reported as "not attempted", any other exception is reported in one
-line. It raises only for programming errors in the call itself (unknown exercise
-name -> ``ValueError``, something that is not a function -> ``TypeError``).
+starter is reported as "not attempted", any other exception (``SystemExit`` and other
+``BaseException`` subclasses included) is reported in one line, and a result of any
+kind (None, a NumPy array, a generator, a tensor of any dtype or device, ...) gets a
+verdict. Only ``KeyboardInterrupt`` goes through, so a learner can always stop a cell.
+It raises only for programming errors in the call itself (a name that is not a str ->
+``TypeError``, an unknown exercise name -> ``ValueError``, something that is not a
+function -> ``TypeError``).
 
 Adding an exercise (for instructors)
 ------------------------------------
@@ -86,6 +90,7 @@ __all__ = [
     "hint",
     "register",
     "reset_hints",
+    "short_repr",
     "shorten",
     "solution",
     "unregister",
@@ -99,6 +104,26 @@ RTOL = 1e-4
 def shorten(text: str, limit: int = 140) -> str:
     """``text`` cut to ``limit`` characters, ending in "…" when it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about a learner's value.
+
+    Never raises: a value whose ``__repr__`` fails is shown by its type name.
+    """
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return shorten(" ".join(text.split()), limit)
+
+
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or "" when the exception's own ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return ""
 
 # ---------------------------------------------------------------------------
 # Data types
@@ -179,13 +204,13 @@ class LearnerError(Exception):
     """An exception raised inside the learner's function (kept in ``.original``)."""
 
     def __init__(self, original: BaseException, fn: Callable):
-        super().__init__(f"{type(original).__name__}: {original}")
+        super().__init__(f"{type(original).__name__}: {_text_of(original)}")
         self.original = original
         self.fn = fn
 
     def one_line(self) -> str:
         """``"RuntimeError: message"`` with only the first line of the message."""
-        text = str(self.original).strip().splitlines()
+        text = _text_of(self.original).strip().splitlines()
         message = shorten(text[0], 100) if text else ""
         name = type(self.original).__name__
         return f"{name}: {message}" if message else name
@@ -204,14 +229,17 @@ class LearnerError(Exception):
 def call_learner(fn: Callable, *args, **kwargs):
     """Call the learner's function, translating its exceptions for :func:`check`.
 
-    ``NotImplementedError`` becomes :class:`NotAttempted`; any other exception
-    becomes :class:`LearnerError`.
+    ``NotImplementedError`` becomes :class:`NotAttempted`; ``KeyboardInterrupt`` goes
+    through (the learner stopped the cell); any other exception, ``SystemExit`` and
+    other ``BaseException`` subclasses included, becomes :class:`LearnerError`.
     """
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as exc:
         raise NotAttempted() from exc
-    except Exception as exc:  # the learner's code may raise anything
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the learner's code may raise anything, even exit()
         raise LearnerError(exc, fn) from exc
 
 
@@ -235,7 +263,10 @@ def register(exercise: Exercise, *, replace: bool = False) -> Exercise:
     and that ``exercise.solution`` parses and defines ``def <name>`` (or ``class <name>``). Registering a
     name twice raises ``ValueError`` unless ``replace=True``.
     """
-    if not exercise.name.isidentifier():
+    if not isinstance(exercise, Exercise):
+        raise TypeError(f"exercise must be an Exercise(name=..., signature=..., checker=..., hints=..., solution=...), "
+                        f"got {type(exercise).__name__}")
+    if not isinstance(exercise.name, str) or not exercise.name.isidentifier():
         raise ValueError(f"exercise name must be a Python identifier, got {exercise.name!r}")
     if exercise.name in _REGISTRY and not replace:
         raise ValueError(
@@ -257,6 +288,7 @@ def register(exercise: Exercise, *, replace: bool = False) -> Exercise:
 
 def unregister(name: str) -> None:
     """Remove an exercise from the registry (unknown names are ignored)."""
+    _check_name(name)
     _REGISTRY.pop(name, None)
     _HINTS_SHOWN.pop(name, None)
 
@@ -266,8 +298,15 @@ def exercise_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def _check_name(name) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the exercise's name as a str, e.g. 'causal_mask', "
+                        f"got {type(name).__name__} {short_repr(name)}")
+
+
 def get_exercise(name: str) -> Exercise:
-    """The registered :class:`Exercise` called ``name`` (``ValueError`` if unknown)."""
+    """The registered :class:`Exercise` called ``name`` (``ValueError`` if unknown, ``TypeError`` if not a str)."""
+    _check_name(name)
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
         did_you_mean = f" Did you mean {close[0]!r}?" if close else ""
@@ -334,6 +373,15 @@ def check(name: str, fn: Callable) -> Verdict:
         return Verdict(False)
     except LearnerError as err:  # a custom checker that did not handle it itself
         failure = Failure(f"your function raised {err.one_line()}")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # what the learner's function gave back broke the comparison itself
+        message = shorten(_text_of(exc).strip().split("\n")[0], 100)
+        failure = Failure("your function returned something that cannot be compared with the expected result",
+                          (f"Comparing it raised {type(exc).__name__}" + (f": {message}" if message else "") + ".",
+                           f"Expected: {exercise.signature}."))
+    if failure is not None and not isinstance(failure, Failure):
+        raise TypeError(f"the checker of {name!r} must return None or a Failure, got {type(failure).__name__}")
 
     if failure is None:
         print(f"✅ {name}: correct! Your function passes all the test inputs.")
@@ -361,6 +409,7 @@ def reset_hints(name: str | None = None) -> None:
     if name is None:
         _HINTS_SHOWN.clear()
     else:
+        get_exercise(name)  # an unknown name says so, instead of resetting nothing
         _HINTS_SHOWN.pop(name, None)
 
 

@@ -4,6 +4,7 @@ outputs with a reference, naming the classic mistake it reproduces when there is
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import warnings
 from dataclasses import dataclass
@@ -40,7 +41,30 @@ def _fmt_item(x: torch.Tensor, index: tuple) -> str:
     """One element for messages: True / False for bool tensors, else a short number."""
     if x.dtype == torch.bool:
         return str(bool(x[index].item()))
-    return _fmt(x.detach().to(torch.float64)[index].item())
+    return _fmt(x.detach().cpu().to(torch.float64)[index].item())
+
+
+def _as_float64(x: torch.Tensor) -> torch.Tensor:
+    """``x`` on the CPU in float64, detached: what values are compared in (a no-op copy-wise for CPU)."""
+    return x.detach().cpu().to(torch.float64)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Exactly equal, NaN matching NaN."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    b = b.detach().cpu()
+    if a.is_floating_point() or a.is_complex():
+        return torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True)
+    return torch.equal(a, b)
+
+
+def _changed(before: tuple, after: tuple) -> int | None:
+    """Index of the first tensor argument the learner's function changed in place, or None."""
+    for i, (a, b) in enumerate(zip(before, after)):
+        if isinstance(a, torch.Tensor) and not (isinstance(b, torch.Tensor) and _same(a, b)):
+            return i
+    return None
 
 
 @dataclass(frozen=True)
@@ -81,9 +105,11 @@ class OutputChecker:
         cases = self.cases()
         wanted = [self._as_tuple(self.reference(*_clone(c.args))) for c in cases]
         first_outcome = None
+        changed = None  # (case, argument index) of the first input changed in place
         for i, case in enumerate(cases):
+            args = _clone(case.args)
             try:
-                outcome = _Outcome(value=call_learner(fn, *_clone(case.args)))
+                outcome = _Outcome(value=call_learner(fn, *args))
             except NotAttempted:
                 if i == 0:
                     raise
@@ -97,8 +123,18 @@ class OutputChecker:
             if self._problem(outcome, wanted[i]) is not None:
                 first_outcome = outcome
                 break
+            if changed is None and (k := _changed(case.args, args)) is not None:
+                changed = case, k
         else:
-            return None
+            if changed is None:
+                return None
+            case, k = changed
+            name = self._argument_name(k)
+            return Failure(
+                f"your function changes its input {name} in place",
+                (f"On input {case.description}: {name} was modified, but the caller's tensors must stay as they were.",
+                 f"Compute new tensors (x = x / s, not x /= s), or start from {name} = {name}.clone()."),
+            )
 
         found = self._diagnose(fn, cases, wanted, i, first_outcome)
         if found is not None:
@@ -108,6 +144,14 @@ class OutputChecker:
                 (self._evidence(cases[j], outcome_j, wanted[j]), mistake.fix),
             )
         return self._generic_failure(cases[i], first_outcome, wanted[i])
+
+    def _argument_name(self, index: int) -> str:
+        """The name of positional argument ``index``, read from the reference's signature."""
+        try:
+            names = list(inspect.signature(self.reference).parameters)
+            return names[index]
+        except (TypeError, ValueError, IndexError):
+            return f"argument {index + 1}"
 
     # -- comparing ---------------------------------------------------------
 
@@ -124,7 +168,7 @@ class OutputChecker:
         """(kind, message) when ``value`` is not a tuple of tensors, else None."""
         names = ", ".join(self.outputs)
         n = len(self.outputs)
-        if value is None or (n == 1 and value == (None,)):
+        if value is None or (n == 1 and isinstance(value, tuple) and len(value) == 1 and value[0] is None):
             ret = f"return {names}"
             return "return", f"your function returned None — did you forget `{ret}`?"
         if n > 1 and not isinstance(value, (tuple, list)):
@@ -136,12 +180,16 @@ class OutputChecker:
                 return name, f"expected {name} to be a torch.Tensor, got {type(got).__name__}"
             if got.is_complex():
                 return name, f"expected {name} to be a real tensor, got dtype {got.dtype}"
+            if got.layout != torch.strided:
+                return name, f"expected {name} to be a dense torch.Tensor, got layout {got.layout}"
+            if got.device.type == "meta":
+                return name, f"expected {name} to be a tensor of numbers, got a tensor on the meta device (no values)"
         return None
 
     def _close(self, got: torch.Tensor, want: torch.Tensor, equal_nan: bool = False) -> bool:
         return got.shape == want.shape and torch.allclose(
-            got.detach().to(torch.float64),
-            want.detach().to(torch.float64),
+            _as_float64(got),
+            _as_float64(want),
             atol=self.atol,
             rtol=self.rtol,
             equal_nan=equal_nan,
@@ -160,8 +208,8 @@ class OutputChecker:
                 return name, f"expected {name} of shape {tuple(want.shape)}, got {tuple(got.shape)}"
         for name, got, want in zip(self.outputs, value, wanted):
             if not self._close(got, want):
-                g = got.detach().to(torch.float64)
-                w = want.detach().to(torch.float64)
+                g = _as_float64(got)
+                w = _as_float64(want)
                 bad = ~torch.isclose(g, w, atol=self.atol, rtol=self.rtol)
                 index = tuple(int(k) for k in bad.nonzero()[0])
                 where = f"{name}[{', '.join(map(str, index))}]"
@@ -189,7 +237,7 @@ class OutputChecker:
                 a is not None
                 and b is not None
                 and type(a.original) is type(b.original)
-                and str(a.original) == str(b.original)
+                and str(a) == str(b)  # "Type: message", built safely by LearnerError
             )
         got = self._as_tuple(outcome.value)
         bad = self._as_tuple(variant_outcome.value)

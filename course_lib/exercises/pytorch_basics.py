@@ -9,12 +9,20 @@ import pathlib
 import tempfile
 from typing import Callable
 
-from course_lib.exercises.engine import Exercise, Failure, call_learner, register
+from course_lib.exercises.engine import Exercise, Failure, call_learner, register, short_repr
 
 
 # ---------------------------------------------------------------------------
 # folder_dataset (notebook 05): a torch Dataset over class folders
 # ---------------------------------------------------------------------------
+
+def _same(value, want) -> bool:
+    """``value == want`` as a bool, False when the comparison is ambiguous or fails (an array, ...)."""
+    try:
+        return bool(value == want)
+    except Exception:
+        return False
+
 
 def _folder_checker(cls: Callable) -> Failure | None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -29,6 +37,11 @@ def _folder_checker(cls: Callable) -> Failure | None:
         classes = sorted(files)
         expected = sorted((text, classes.index(name)) for name, texts in files.items() for text in texts)
         dataset = call_learner(cls, root)
+        missing = [m for m in ("__len__", "__getitem__") if not hasattr(type(dataset), m)]
+        if missing:
+            return Failure(f"folder_dataset(root) must give a dataset with __len__ and __getitem__, "
+                           f"got {type(dataset).__name__} {short_repr(dataset, 40)}",
+                           ("Write a class folder_dataset(Dataset) with __init__(self, root), __len__ and __getitem__.",))
         n = call_learner(len, dataset)
         if n == len(files):
             return Failure("len() counts the class folders, not the files",
@@ -39,15 +52,21 @@ def _folder_checker(cls: Callable) -> Failure | None:
         if n != len(expected):
             return Failure(f"len() is {n}, but there are {len(expected)} .txt files")
         items = [call_learner(dataset.__getitem__, i) for i in range(n)]
-        if not all(isinstance(item, tuple) and len(item) == 2 for item in items):
-            return Failure("each item must be a pair (text, label)", (f"got {items[0]!r}",))
+        bad = next((item for item in items if not (isinstance(item, tuple) and len(item) == 2)), items)
+        if bad is not items:
+            return Failure("each item must be a pair (text, label)", (f"got {short_repr(bad)}",))
         if any(isinstance(text, pathlib.Path) or (isinstance(text, str) and text.endswith(".txt")) for text, _ in items):
             return Failure("an item holds the file's path: read the file and return its text",
                            ("text = path.read_text(encoding='utf-8').strip()",))
-        got = sorted((text.strip() if isinstance(text, str) else text, label) for text, label in items)
+        wrong = next((text for text, _ in items if not isinstance(text, str)), None)
+        if wrong is not None or any(text is None for text, _ in items):
+            return Failure("the texts are not the files' contents",
+                           (f"each item's text must be a str, got {type(wrong).__name__} {short_repr(wrong)}",
+                            "text = path.read_text(encoding='utf-8').strip()"))
+        got = sorted(((text.strip(), label) for text, label in items), key=lambda pair: pair[0])
         if [t for t, _ in got] != [t for t, _ in expected]:
             return Failure("the texts are not the files' contents", (f"expected e.g. {expected[0][0]!r}",))
-        if got != expected:
+        if not all(_same(label, want) for (_, label), (_, want) in zip(got, expected)):
             return Failure("the labels do not follow the sorted folder names (ants = 0, bees = 1, wasps = 2)",
                            ("classes = sorted(folder names); the label of a file is classes.index(its folder's name).",))
     return None

@@ -20,6 +20,13 @@ Masks are boolean and **True means "may attend"**, the convention of
 ``torch.nn.functional.scaled_dot_product_attention``. A query row whose keys are all
 masked gets all-zero weights and a zero output, never NaN.
 
+What is refused, with a ``TypeError`` or ``ValueError`` naming the argument: a non-tensor, an
+integer or complex tensor, inputs of different dtypes (float32 queries with float64 keys; a
+float64 input to a float32 module), a width d of 0, leading (batch, head) axes that do not
+broadcast, a non-boolean mask or one of the wrong shape. Empty axes are allowed, as in torch:
+B = 0 or Tq = 0 gives empty results, Tk = 0 (no key at all) zero weights and a zero output.
+NaN or inf in the inputs are not looked for: they come out as NaN, as in torch.
+
 Inputs are checked once, where they enter: :func:`masked_softmax`, :func:`scaled_dot_product_attention`
 and :meth:`MultiHeadAttention.forward` name their checks with :func:`course_lib._checks.checked_by`,
 so the attention inside a multi-head layer does not check again what the layer has checked.
@@ -55,20 +62,55 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 class _Score(nn.Module):
-    """Base class: checks shapes, then calls ``_scores``."""
+    """Base class: checks shapes and dtypes, then calls ``_scores``."""
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         _checks.check_tensor("query", query, 2, "(..., Tq, d_q)")
         _checks.check_tensor("keys", keys, 2, "(..., Tk, d_k)")
         self._check_widths(query, keys)
+        _check_batch_axes(query=query, keys=keys)
+        self._check_dtypes(query, keys)
         return self._scores(query, keys)
 
     def _check_widths(self, query: torch.Tensor, keys: torch.Tensor) -> None:
-        if query.shape[-1] != keys.shape[-1]:
+        if query.shape[-1] != keys.shape[-1] or query.shape[-1] == 0:
             raise ValueError(
-                f"{type(self).__name__} needs query and keys of the same width: "
+                f"{type(self).__name__} needs query and keys of the same width d >= 1: "
                 f"query {_checks.shape_of(query)}, keys {_checks.shape_of(keys)}"
             )
+
+    def _weight(self) -> torch.Tensor | None:
+        """A weight of the score, whose dtype the inputs must have (None: no parameters)."""
+        return None
+
+    def _check_dtypes(self, query: torch.Tensor, keys: torch.Tensor) -> None:
+        weight = self._weight()
+        if weight is None:  # no weights: query and keys meet in one product
+            _checks.check_dtype("keys", keys, query.dtype, "query")
+        else:
+            for name, t in (("query", query), ("keys", keys)):
+                _checks.check_dtype(name, t, weight.dtype, f"the parameters of {type(self).__name__}")
+
+
+def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape that ``shapes`` broadcast to, or None if they do not (torch's rule, in plain Python:
+    a few microseconds, where ``torch.broadcast_shapes`` takes tens)."""
+    out = []
+    for axis in range(-max(map(len, shapes), default=0), 0):
+        sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _check_batch_axes(**named: torch.Tensor) -> None:
+    """The leading (batch, head) axes of the named (..., T, d) tensors must broadcast together."""
+    if _broadcast(*(tuple(t.shape[:-2]) for t in named.values())) is None:
+        shapes = ", ".join(f"{name} {_checks.shape_of(t)}" for name, t in named.items())
+        names = list(named)
+        raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} must have the same leading (batch, head) axes, "
+                         f"or axes that broadcast: {shapes}")
 
 
 class DotScore(_Score):
@@ -93,9 +135,14 @@ class AdditiveScore(_Score):
 
     def __init__(self, d_query: int, d_key: int, d_hidden: int):
         super().__init__()
+        for name, size in (("d_query", d_query), ("d_key", d_key), ("d_hidden", d_hidden)):
+            _checks.check_positive_int(name, size)
         self.w_q = nn.Linear(d_query, d_hidden, bias=False)
         self.w_k = nn.Linear(d_key, d_hidden, bias=False)
         self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def _weight(self):
+        return self.w_q.weight
 
     def _check_widths(self, query, keys):
         if query.shape[-1] != self.w_q.in_features:
@@ -114,7 +161,12 @@ class BilinearScore(_Score):
 
     def __init__(self, d_query: int, d_key: int):
         super().__init__()
+        _checks.check_positive_int("d_query", d_query)
+        _checks.check_positive_int("d_key", d_key)
         self.w = nn.Linear(d_key, d_query, bias=False)  # maps each key into the query space
+
+    def _weight(self):
+        return self.w.weight
 
     def _check_widths(self, query, keys):
         if query.shape[-1] != self.w.out_features:
@@ -133,10 +185,15 @@ def make_score(name: str, d_query: int, d_key: int | None = None, d_hidden: int 
     """The score module called ``name`` (one of :data:`SCORE_NAMES`) for these widths.
 
     ``d_key`` defaults to ``d_query``; ``d_hidden`` (additive only) defaults to ``d_query``.
+    Sizes must be positive ints.
     """
+    if not isinstance(name, str) or name not in SCORE_NAMES:
+        raise ValueError(f"name must be one of {SCORE_NAMES}, got {name!r}")
     d_key = d_query if d_key is None else d_key
+    _checks.check_positive_int("d_query", d_query)
+    _checks.check_positive_int("d_key", d_key)
     if name == "additive":
-        return AdditiveScore(d_query, d_key, d_hidden or d_query)
+        return AdditiveScore(d_query, d_key, d_query if d_hidden is None else d_hidden)
     if name == "bilinear":
         return BilinearScore(d_query, d_key)
     if name in ("dot", "scaled_dot"):
@@ -151,7 +208,8 @@ def make_score(name: str, d_query: int, d_key: int | None = None, d_hidden: int 
 # ---------------------------------------------------------------------------
 
 def _check_masked_softmax(scores, mask=None):
-    """The input check of :func:`masked_softmax`."""
+    """The input checks of :func:`masked_softmax`."""
+    _checks.check_tensor("scores", scores, 1, "(..., Tk)")
     if mask is not None:
         _checks.check_mask(mask, tuple(scores.shape), "(..., Tq, Tk)")
 
@@ -185,11 +243,17 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None 
     Returns:
         context (..., Tq, d_v) and weights a (..., Tq, Tk); without the Tq axis if the
         query had none.
+
+    Refused: ``score`` that is not a score module (or a function ``score(query, keys)``
+    returning (..., Tq, Tk) scores), values of another dtype than the query, and the bad inputs
+    listed in the module's docstring.
     """
     _checks.check_tensor("keys", keys, 2, "(..., Tk, d_k)")
     _checks.check_tensor("query", query, 1, "(..., Tq, d_q) or (..., d_q)")
+    _checks.check_dtype("keys", keys, query.dtype, "query")
     values = keys if values is None else values
     _checks.check_tensor("values", values, 2, "(..., Tk, d_v)")
+    _checks.check_dtype("values", values, query.dtype, "query")
     if values.shape[-2] != keys.shape[-2]:
         raise ValueError(
             f"values must have one row per key: keys {_checks.shape_of(keys)} has Tk={keys.shape[-2]}, "
@@ -203,8 +267,19 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None 
             f"query must have shape (..., Tq, d_q) or (..., d_q) matching keys {_checks.shape_of(keys)}, "
             f"got {_checks.shape_of(query)}"
         )
+    _check_batch_axes(query=query, keys=keys, values=values)
+    if isinstance(score, type):
+        raise TypeError(f"score must be a score module, e.g. {score.__name__}(), got the class {score.__name__}")
+    if score is not None and not callable(score):
+        raise TypeError(f"score must be a score module such as ScaledDotScore() (see make_score), "
+                        f"got {type(score).__name__}")
     score = ScaledDotScore() if score is None else score
-    scores = score(query, keys)  # (..., Tq, Tk); the score module checks the widths
+    scores = score(query, keys)  # (..., Tq, Tk); a score module checks the widths and dtypes
+    expected = (*_broadcast(tuple(query.shape[:-2]), tuple(keys.shape[:-2])), query.shape[-2], keys.shape[-2])
+    _checks.check_tensor("score(query, keys)", scores, 2, "(..., Tq, Tk)")
+    if tuple(scores.shape) != expected:
+        raise ValueError(f"score(query, keys) must have shape (..., Tq, Tk) = {expected}, "
+                         f"got {_checks.shape_of(scores)}")
     weights = masked_softmax(scores, mask)  # checks the mask against the scores' shape
     context = weights @ values  # (..., Tq, Tk) @ (..., Tk, d_v) -> (..., Tq, d_v)
     if single:
@@ -217,8 +292,12 @@ def _check_scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, gener
     _checks.check_tensor("q", q, 2, "(..., Tq, d_k)")
     _checks.check_tensor("k", k, 2, "(..., Tk, d_k)")
     _checks.check_tensor("v", v, 2, "(..., Tk, d_v)")
+    _checks.check_dtype("k", k, q.dtype, "q")
+    _checks.check_dtype("v", v, q.dtype, "q")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must have the same width d_k: q {_checks.shape_of(q)}, k {_checks.shape_of(k)}")
+    if q.shape[-1] == 0:
+        raise ValueError(f"q and k must have a width d_k >= 1 (the scale is 1/sqrt(d_k)), got q {_checks.shape_of(q)}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same length Tk: k {_checks.shape_of(k)}, v {_checks.shape_of(v)}")
     try:
@@ -227,6 +306,7 @@ def _check_scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, gener
         raise ValueError(f"q, k and v must have the same leading (batch, head) axes: q {_checks.shape_of(q)}, "
                          f"k {_checks.shape_of(k)}, v {_checks.shape_of(v)}") from None
     _checks.check_probability("dropout_p", dropout_p)
+    _checks.check_generator("generator", generator)
     if mask is not None:  # the shape of the scores Q K^T
         scores_shape = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
         _checks.check_mask(mask, scores_shape, "(..., Tq, Tk)")
@@ -242,9 +322,13 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         q: (..., Tq, d_k); k: (..., Tk, d_k); v: (..., Tk, d_v).
         mask: bool, broadcastable to (..., Tq, Tk); True = may attend.
         dropout_p: dropout on the attention weights (training only; 0 keeps it exact).
+        generator: a torch.Generator for the dropout, or None.
 
     Returns:
         output (..., Tq, d_v) and weights (..., Tq, Tk). Rows with no allowed key are zero.
+
+    Refused: q, k and v of different dtypes, d_k = 0, and the bad inputs listed in the module's
+    docstring.
     """
     d_k = q.shape[-1]
     # Q K^T / sqrt(d_k), with the scale applied to Q (Tq x d_k numbers) rather than to the
@@ -274,8 +358,11 @@ class MultiHeadAttention(nn.Module):
     Args:
         d_model: width d of queries, keys, values and output; divisible by num_heads.
         num_heads: h; each head works in d_model // num_heads dimensions.
-        dropout: dropout on the attention weights during training.
-        bias: whether the four projections have biases.
+        dropout: dropout on the attention weights during training, in [0, 1).
+        bias: whether the four projections have biases (True or False).
+
+    ``forward`` refuses query, key or value of another dtype than the parameters (convert the
+    input, or the module with ``.to(dtype)``).
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
@@ -288,6 +375,7 @@ class MultiHeadAttention(nn.Module):
                 f"got d_model={d_model}, num_heads={num_heads}"
             )
         _checks.check_probability("dropout", dropout)
+        _checks.check_bool("bias", bias)
         self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
         self.dropout = dropout
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
@@ -303,6 +391,7 @@ class MultiHeadAttention(nn.Module):
         """The input checks of :meth:`forward`."""
         for name, t in (("query", query), ("key", key), ("value", value)):
             _checks.check_stream(name, t, self.d_model, f"(B, T, d_model={self.d_model})")
+            _checks.check_dtype(name, t, self.w_q.weight.dtype, "the parameters of MultiHeadAttention")
         if key.shape[:2] != value.shape[:2]:
             raise ValueError(f"key and value must have the same (B, Tk): "
                              f"key {_checks.shape_of(key)}, value {_checks.shape_of(value)}")
@@ -345,15 +434,21 @@ class MultiHeadAttention(nn.Module):
 # ---------------------------------------------------------------------------
 
 def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(T, T) bool, True on and below the diagonal: position i may attend to positions j <= i."""
+    """(T, T) bool, True on and below the diagonal: position i may attend to positions j <= i.
+
+    T must be a positive int; device a torch.device, a name such as "cpu", or None.
+    """
     _checks.check_positive_int("T", T)
+    if device is not None and not isinstance(device, torch.device):
+        device = _checks.check_device("device", device, meta=True)
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
 def padding_mask(token_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     """(B, 1, 1, T) bool, True where ``token_ids`` (B, T) is a real token (not ``pad_id``).
 
-    The two singleton axes broadcast over heads and query positions.
+    The two singleton axes broadcast over heads and query positions. ``pad_id`` must be an int
+    (an id no token has, e.g. -1, hides nothing).
     """
     if not isinstance(token_ids, torch.Tensor):
         raise TypeError(f"token_ids must be a torch.Tensor of shape (B, T), got {type(token_ids).__name__}")
@@ -361,4 +456,5 @@ def padding_mask(token_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
         raise ValueError(f"token_ids must have shape (B, T), got {_checks.shape_of(token_ids)}")
     if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
         raise TypeError(f"token_ids must be an integer tensor, got dtype {token_ids.dtype}")
+    _checks.check_int("pad_id", pad_id)
     return (token_ids != pad_id)[:, None, None, :]

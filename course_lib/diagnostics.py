@@ -4,6 +4,10 @@ Each function builds what it measures from the library's own parts, runs it with
 and returns plain numbers, so a notebook (or a widget) can show them and a test can check them.
 
 Shapes: B batch, T sequence length, d model width, n keys.
+
+Every size must be a positive int, every switch True or False and ``seed`` an int that torch
+accepts as a seed; anything else raises a ``TypeError`` or ``ValueError`` naming the argument
+before any work is done.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ __all__ = [
     "stack_statistics",
     "layer_gradient_norms",
 ]
+
+
+def _check_seed(seed) -> None:
+    """``seed`` must be an int that torch.manual_seed accepts."""
+    _checks.check_int("seed", seed)
+    if not -2 ** 63 <= seed < 2 ** 64:
+        raise ValueError(f"seed must be an int in [-2**63, 2**64), got {seed}")
 
 
 @torch.no_grad()
@@ -50,6 +61,8 @@ def softmax_saturation(d_k: int, *, scaled: bool = True, n_keys: int = 16, num_q
     """
     for name, value in (("d_k", d_k), ("n_keys", n_keys), ("num_queries", num_queries)):
         _checks.check_positive_int(name, value)
+    _checks.check_bool("scaled", scaled)
+    _check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(num_queries, 1, d_k, generator=g, dtype=torch.float64)
     k = torch.randn(num_queries, n_keys, d_k, generator=g, dtype=torch.float64)
@@ -94,7 +107,12 @@ def stack_statistics(depth: int = 24, *, residual: bool, norm: bool, d_model: in
         grad_norm: norm of the gradient of a fixed random loss with respect to the activations,
             i.e. how much learning signal reaches that depth.
     """
-    _checks.check_positive_int("depth", depth)
+    for name, value in (("depth", depth), ("d_model", d_model), ("num_heads", num_heads), ("d_ff", d_ff),
+                        ("seq_len", seq_len), ("batch", batch)):
+        _checks.check_positive_int(name, value)
+    _checks.check_bool("residual", residual)
+    _checks.check_bool("norm", norm)
+    _check_seed(seed)
     torch.manual_seed(seed)
     sublayers = nn.ModuleList()
     for _ in range(depth):
@@ -137,7 +155,11 @@ def layer_gradient_norms(num_layers: int = 12, *, norm_first: bool, d_model: int
     cross-entropy through a linear read-out. Returns one norm per layer, first layer first: how
     large a step each layer would take at the very start of training.
     """
-    _checks.check_positive_int("num_layers", num_layers)
+    for name, value in (("num_layers", num_layers), ("d_model", d_model), ("num_heads", num_heads), ("d_ff", d_ff),
+                        ("vocab_size", vocab_size), ("seq_len", seq_len), ("batch", batch)):
+        _checks.check_positive_int(name, value)
+    _checks.check_bool("norm_first", norm_first)
+    _check_seed(seed)
     torch.manual_seed(seed)
     encoder = Encoder(vocab_size, d_model, num_heads, d_ff, num_layers, max_len=seq_len, dropout=0.0,
                       norm_first=norm_first)

@@ -17,6 +17,11 @@ Shapes: B batch, S source length, T target length, h heads, d model width, V voc
 Masks are boolean and **True means "may attend"**. With ``norm_first=True`` the layers are
 pre-norm and each stack ends with a LayerNorm, ``final_norm`` (see :mod:`course_lib.transformer`).
 
+Refused with a ``TypeError`` or ``ValueError`` naming the argument: ids that are not a (B, L)
+integer tensor with at least one row and one token, ids outside the vocabulary, sequences longer
+than ``max_len``, pad / bos / eos ids that are not ints, a ``memory`` of another width or dtype
+than the decoder's, and the bad sizes and masks the layers refuse.
+
 Inputs are checked once, where they enter (:func:`course_lib._checks.checked_by`): the model
 checks the ids; the stacks, layers and attention it calls, and the masks it builds, are not
 checked again.
@@ -38,8 +43,15 @@ __all__ = ["Encoder", "Decoder", "EncoderDecoder"]
 
 
 def _check_ids(name: str, ids, embedding: _Embedding) -> None:
-    """``ids`` must be (B, L) token ids that ``embedding`` can embed (vocabulary and positional table)."""
+    """``ids`` must be (B, L) token ids that ``embedding`` can embed (vocabulary and positional table), B >= 1."""
     _checks.check_token_ids(name, ids, embedding.vocab_size, embedding.max_len, length="L")
+    if ids.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sequence, got {_checks.shape_of(ids)}")
+
+
+def _check_memory_dtype(memory: torch.Tensor, decoder: Decoder) -> None:
+    """``memory`` must have the dtype of the decoder's parameters."""
+    _checks.check_dtype("memory", memory, decoder.lm_head.weight.dtype, "the parameters of the decoder")
 
 
 class _Embedding(nn.Module):
@@ -54,6 +66,7 @@ class _Embedding(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, max_len: int, dropout: float):
         super().__init__()
         _checks.check_positive_int("vocab_size", vocab_size)
+        _checks.check_positive_int("d_model", d_model)
         _checks.check_positive_int("max_len", max_len)
         _checks.check_probability("dropout", dropout)
         self.tok = nn.Embedding(vocab_size, d_model)
@@ -138,6 +151,7 @@ class Decoder(nn.Module):
         _check_ids("tgt", tgt, self.embedding)
         _checks.check_memory_and_masks("tgt", tgt, memory, src_mask, tgt_mask, self.embedding.d_model,
                                        self.num_heads)
+        _check_memory_dtype(memory, self)
 
     @_checks.checked_by(_check_inputs)
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
@@ -180,6 +194,7 @@ class EncoderDecoder(nn.Module):
     def _check_encode(self, src, src_pad_id=0):
         """The input checks of :meth:`encode`."""
         _check_ids("src", src, self.encoder.embedding)
+        _checks.check_int("src_pad_id", src_pad_id)
 
     @_checks.checked_by(_check_encode)
     def encode(self, src: torch.Tensor, src_pad_id: int = 0):
@@ -192,6 +207,8 @@ class EncoderDecoder(nn.Module):
         _check_ids("tgt_in", tgt_in, self.decoder.embedding)
         _checks.check_memory_and_masks("tgt_in", tgt_in, memory, src_mask, None, self.decoder.embedding.d_model,
                                        self.decoder.num_heads)
+        _check_memory_dtype(memory, self.decoder)
+        _checks.check_int("tgt_pad_id", tgt_pad_id)
 
     @_checks.checked_by(_check_decode)
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
@@ -209,6 +226,8 @@ class EncoderDecoder(nn.Module):
         if src.shape[0] != tgt_in.shape[0]:
             raise ValueError(f"src and tgt_in must have the same batch size: "
                              f"src {_checks.shape_of(src)}, tgt_in {_checks.shape_of(tgt_in)}")
+        _checks.check_int("src_pad_id", src_pad_id)
+        _checks.check_int("tgt_pad_id", tgt_pad_id)
 
     @_checks.checked_by(_check_forward)
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, src_pad_id: int = 0,
@@ -225,8 +244,11 @@ class EncoderDecoder(nn.Module):
         _checks.check_positive_int("max_len", max_len)
         if max_len > self.max_len:
             raise ValueError(f"max_len={max_len} is longer than the positional table's max_len={self.max_len}")
+        _checks.check_int("bos_id", bos_id)
+        _checks.check_int("eos_id", eos_id)
         _checks.check_id_range("bos_id and eos_id", torch.tensor([bos_id, eos_id]), self.decoder.embedding.vocab_size)
         _check_ids("src", src, self.encoder.embedding)
+        _checks.check_int("src_pad_id", src_pad_id)
 
     @torch.no_grad()
     @_checks.checked_by(_check_greedy_decode)

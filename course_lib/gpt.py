@@ -13,17 +13,26 @@ Each block is notebook 02's :class:`~course_lib.transformer.EncoderLayer` in its
 positions <= t only. Fine-tuning (the notes' L2 and L3 = L2 + λ L1) is :class:`GPTForClassification`.
 
 Shapes: B batch, T sequence length (T <= block_size), d = n_embd, V vocabulary size.
+
+Refused with a ``TypeError`` or ``ValueError`` naming the argument: ids that are not a (B, T)
+integer tensor with at least one row and one token or lie outside [0, V); targets outside
+[0, V) other than ``IGNORE_INDEX``, or with no position to predict; labels outside
+[0, num_classes); lengths outside [1, T]; a negative or non-finite ``lm_weight``,
+``temperature`` or ``layer_norm_eps``; bad sizes in :class:`GPTConfig`; and checkpoint folders
+that do not hold a GPT-2 (each problem named, nothing loaded half-way).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import re
 from dataclasses import dataclass
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
@@ -37,9 +46,19 @@ from .transformer import EncoderLayer, init_normal
 __all__ = ["GPTConfig", "GPT", "GPTForClassification", "IGNORE_INDEX"]
 
 
+def _check_rows(name: str, idx: torch.Tensor) -> None:
+    """A model call needs at least one sequence: ``idx`` (B, T) with B >= 1."""
+    if idx.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sequence, got {_checks.shape_of(idx)}")
+
+
 @dataclass
 class GPTConfig:
-    """Sizes of a :class:`GPT`. block_size is the context window k; n_embd the width d."""
+    """Sizes of a :class:`GPT`. block_size is the context window k; n_embd the width d.
+
+    Sizes are positive ints, n_embd divisible by n_head; dropout in [0, 1); bias True or False;
+    layer_norm_eps a finite number > 0. Anything else raises when the config is made.
+    """
 
     vocab_size: int
     block_size: int
@@ -55,6 +74,9 @@ class GPTConfig:
             _checks.check_positive_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
+        _checks.check_probability("dropout", self.dropout)
+        _checks.check_bool("bias", self.bias)
+        _checks.check_number("layer_norm_eps", self.layer_norm_eps, positive=True)
 
 
 class GPT(nn.Module):
@@ -83,12 +105,14 @@ class GPT(nn.Module):
 
     def num_parameters(self, embeddings: bool = True) -> int:
         """Parameters counted once (the tied lm_head adds none); without ``wte``/``wpe`` if not embeddings."""
+        _checks.check_bool("embeddings", embeddings)
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.wte.weight.numel() - self.wpe.weight.numel()
 
     def _check_hidden_states(self, idx):
         """The input check of :meth:`hidden_states`: ids in the vocabulary, at most block_size of them."""
         _checks.check_token_ids("idx", idx, self.config.vocab_size, self.config.block_size, limit="block_size")
+        _check_rows("idx", idx)
 
     @_checks.checked_by(_check_hidden_states)
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
@@ -105,6 +129,18 @@ class GPT(nn.Module):
         self._check_hidden_states(idx)
         if targets is not None:
             _checks.check_same_shape("targets", targets, "idx", idx)
+            if targets.dtype not in _checks.ID_DTYPES:
+                raise TypeError(f"targets must hold integer token ids (torch.long or torch.int), "
+                                f"got dtype {targets.dtype}")
+            predicted = targets[targets != IGNORE_INDEX]
+            if predicted.numel() == 0:
+                raise ValueError(f"targets must hold at least one token to predict, got only "
+                                 f"IGNORE_INDEX={IGNORE_INDEX} in {_checks.shape_of(targets)}: "
+                                 "the mean loss over no tokens is undefined")
+            V = self.config.vocab_size
+            if predicted.min() < 0 or predicted.max() >= V:
+                raise ValueError(f"targets must hold ids in [0, vocab_size={V}) or IGNORE_INDEX={IGNORE_INDEX}, "
+                                 f"got values from {int(predicted.min())} to {int(predicted.max())}")
 
     @_checks.checked_by(_check_inputs)
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
@@ -112,20 +148,24 @@ class GPT(nn.Module):
 
         targets (B, T): the next token at every position (``IGNORE_INDEX`` where nothing is to be
         predicted, e.g. padding); loss = -L1 / (number of predicted tokens), the mean negative
-        log-likelihood in nats per token.
+        log-likelihood in nats per token. Targets must hold at least one id to predict (a mean over
+        no token is undefined: ValueError, never NaN).
         """
         logits = self.lm_head(self.hidden_states(idx))  # (B, T, V)
         if targets is None:
             return logits, None
-        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten().long(), ignore_index=IGNORE_INDEX)
 
     def _check_generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, stop_token=None):
         """The input checks of :meth:`generate`."""
         _checks.check_token_ids("idx", idx, self.config.vocab_size)  # any length: cropped below
+        _check_rows("idx", idx)
         _checks.check_positive_int("max_new_tokens", max_new_tokens)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        _checks.check_number("temperature", temperature, positive=True)
         _checks.check_positive_int("top_k", top_k, allow_none=True)
+        _checks.check_generator("generator", generator)
+        if stop_token is not None:
+            _checks.check_int("stop_token", stop_token, self.config.vocab_size)
 
     @torch.no_grad()
     @_checks.checked_by(_check_generate)
@@ -135,8 +175,10 @@ class GPT(nn.Module):
 
         temperature > 0 divides the logits (below 1: sharper, above 1: flatter); top_k keeps only
         the k most likely tokens; generator makes the sampling reproducible. Longer contexts than
-        block_size are cropped to the last block_size tokens. With ``stop_token``, stops once
-        every row has produced it. The model runs in eval mode (no dropout), then gets its mode back.
+        block_size are cropped to the last block_size tokens. With ``stop_token`` (an id in [0, V)),
+        stops once every row has produced it. The model runs in eval mode (no dropout), then gets its
+        mode back. idx must hold at least one row of at least one token; temperature must be a
+        finite number > 0; top_k a positive int or None.
         """
         with evaluating(self):
             done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
@@ -162,17 +204,23 @@ class GPT(nn.Module):
         matrix; they are transposed and split here. Skipped: each block's causal-mask buffers
         (``attn.bias``, ``attn.masked_bias``) and ``lm_head.weight``, the tied copy of ``wte.weight``.
         The result's logits equal ``transformers.GPT2LMHeadModel``'s on the same folder.
+
+        Refused, before any weight is loaded (``ValueError`` naming the file and the problem):
+        a config.json that is not a JSON object with GPT-2's fields and valid sizes, a
+        model.safetensors that safetensors cannot read, tensors of the wrong shape, not floating
+        point, or holding NaN or inf. ``path`` must be a str or a path (``TypeError``); a folder
+        without the two files raises ``FileNotFoundError``.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or a pathlib.Path of a GPT-2 folder, got {type(path).__name__}")
         path = pathlib.Path(path)
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise FileNotFoundError(f"{path} must contain config.json and model.safetensors (a GPT-2 folder)")
-        hf = json.loads((path / "config.json").read_text())
-        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"unsupported activation_function {hf['activation_function']!r}: GPT-2 uses gelu_new")
-        config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
-                           n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True,
-                           layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5))
-        state = load_file(str(path / "model.safetensors"))
+        config = _gpt2_config(path / "config.json")
+        try:
+            state = load_file(str(path / "model.safetensors"))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"{path / 'model.safetensors'} is not a readable safetensors file: {e}") from None
         # GPT2LMHeadModel saves its tensors under "transformer.", GPT2Model without a prefix
         prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
         names = {prefix + theirs: ours for theirs, ours in _gpt2_names(config.n_layer).items()}
@@ -185,10 +233,48 @@ class GPT(nn.Module):
                 t = t.T  # Conv1D (in, out) -> nn.Linear (out, in)
             for name, part in zip(targets, t.chunk(len(targets))):  # c_attn: W_q, W_k, W_v stacked
                 ours[name] = part
-        ours["lm_head.weight"] = ours["wte.weight"]  # tied: the same matrix, listed under both names
         model = cls(config)
+        _check_gpt2_tensors(path / "model.safetensors", ours, model.state_dict(), names)
+        ours["lm_head.weight"] = ours["wte.weight"]  # tied: the same matrix, listed under both names
         model.load_state_dict(ours, strict=True)
         return model.eval()
+
+
+_GPT2_FIELDS = ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd")
+
+
+def _gpt2_config(file: pathlib.Path) -> GPTConfig:
+    """The GPTConfig of a Hugging Face GPT-2 ``config.json``; ValueError naming the file if it is not one."""
+    try:
+        hf = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{file} is not a JSON file: {e}") from None
+    if not isinstance(hf, dict):
+        raise ValueError(f"{file} must hold a JSON object with GPT-2's fields, got {type(hf).__name__}")
+    if missing := [f for f in _GPT2_FIELDS if f not in hf]:
+        raise ValueError(f"{file} is not a GPT-2 config: missing {', '.join(missing)}")
+    if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ValueError(f"unsupported activation_function {hf['activation_function']!r}: GPT-2 uses gelu_new")
+    try:
+        return GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
+                         n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True,
+                         layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{file} does not describe a valid GPT-2: {e}") from None
+
+
+def _check_gpt2_tensors(file: pathlib.Path, ours: dict, expected: dict, names: dict) -> None:
+    """Every renamed checkpoint tensor must have its parameter's shape, be floating point and finite."""
+    theirs_of = {o: theirs for theirs, targets in names.items() for o in targets}
+    for name, t in ours.items():
+        source = theirs_of[name]
+        if t.shape != expected[name].shape:
+            raise ValueError(f"{file} does not fit its config.json: {source} gives {name} the shape "
+                             f"{_checks.shape_of(t)}, the config says {_checks.shape_of(expected[name])}")
+        if not t.is_floating_point():
+            raise ValueError(f"{file}: {source} must hold floating-point weights, got dtype {t.dtype}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{file}: {source} holds NaN or inf values (a damaged or diverged checkpoint)")
 
 
 def _gpt2_names(n_layer: int) -> dict[str, tuple[str, ...]]:
@@ -204,9 +290,27 @@ def _gpt2_names(n_layer: int) -> dict[str, tuple[str, ...]]:
     return names
 
 
+def _check_next_token_probs(logits, temperature=1.0, top_k=None):
+    """The input checks of :func:`next_token_probs`."""
+    _checks.check_tensor("logits", logits, 1, "(..., V)")
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one entry per row (V >= 1), got {_checks.shape_of(logits)}")
+    _checks.check_number("temperature", temperature, positive=True)
+    _checks.check_positive_int("top_k", top_k, allow_none=True)
+
+
+@_checks.checked_by(_check_next_token_probs)
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
-    """softmax(logits / temperature), keeping only the top_k largest: (..., V) -> (..., V)."""
-    logits = logits / temperature
+    """softmax(logits / temperature), keeping only the top_k largest: (..., V) -> (..., V).
+
+    temperature: a finite number > 0 (a tiny one gives the one-hot argmax, never NaN);
+    top_k: a positive int or None (no cut).
+    """
+    scaled = logits / temperature
+    if not torch.isfinite(scaled).all() and torch.isfinite(logits).all():
+        # a tiny temperature overflowed the division: shift the largest logit to 0 first (0 / 0 stays 0)
+        scaled = ((logits - logits.max(dim=-1, keepdim=True).values) / temperature).nan_to_num(nan=0.0)
+    logits = scaled
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # the k-th largest logit
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -226,6 +330,11 @@ class GPTForClassification(nn.Module):
     forward(idx (B, T), labels (B,) or None, lengths (B,) or None, lm_weight λ) -> (class_logits (B, C), loss).
     ``lengths`` gives each row's number of real tokens (the rest is padding); the class is read at
     position length - 1. Without it every row is taken as full.
+
+    Inputs: labels an integer tensor (B,) of classes in [0, num_classes); lengths an integer tensor
+    (B,) with values in [1, T] (a list of ints: convert it with ``torch.tensor``); lm_weight a finite
+    number >= 0. L1 needs a next token: a row of length 1 has none, and when no row has one (every
+    length is 1, or T = 1) the L1 term is 0 and the loss is L2 alone, never NaN.
     """
 
     def __init__(self, gpt: GPT, num_classes: int):
@@ -236,24 +345,42 @@ class GPTForClassification(nn.Module):
         self.gpt = gpt
         self.head = nn.Linear(gpt.config.n_embd, num_classes)  # W_y
 
+    def _check_inputs(self, idx, labels=None, lengths=None, lm_weight=0.0):
+        """The input checks of :meth:`forward`."""
+        self.gpt._check_hidden_states(idx)
+        B, T = idx.shape
+        C = self.head.out_features
+        for name, t, low, high, what in (("labels", labels, 0, C - 1, f"[0, num_classes={C})"),
+                                         ("lengths", lengths, 1, T, f"[1, T={T}]")):
+            if t is None:
+                continue
+            if not isinstance(t, torch.Tensor) or t.dtype not in _checks.ID_DTYPES:
+                got = f"dtype {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise TypeError(f"{name} must be an integer torch.Tensor of shape (B,) = ({B},), got {got}"
+                                + (": convert it with torch.tensor(...)" if isinstance(t, (list, tuple)) else ""))
+            if t.shape != (B,):
+                raise ValueError(f"{name} must have shape (B,) = ({B},), got {_checks.shape_of(t)}")
+            if t.min() < low or t.max() > high:
+                raise ValueError(f"{name} must be in {what}, got values from {int(t.min())} to {int(t.max())}")
+        _checks.check_number("lm_weight", lm_weight)
+
+    @_checks.checked_by(_check_inputs)
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
                 lm_weight: float = 0.0):
         h = self.gpt.hidden_states(idx)  # (B, T, d)
         B, T = idx.shape
         if lengths is None:
             lengths = torch.full((B,), T, device=idx.device)
-        if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
-            raise ValueError(f"lengths must be (B,) = ({B},) with values in [1, T={T}], "
-                             f"got {_checks.shape_of(lengths)} from {int(lengths.min())} to {int(lengths.max())}")
         last = h[torch.arange(B, device=idx.device), lengths - 1]   # h_l^m: the last real token, (B, d)
         class_logits = self.head(last)                               # (B, C)
         if labels is None:
             return class_logits, None
-        loss = F.cross_entropy(class_logits, labels)                 # L2
+        loss = F.cross_entropy(class_logits, labels.long())          # L2
         if lm_weight:
             lm_logits = self.gpt.lm_head(h[:, :-1])                  # predict token t + 1 from h_t
             targets = idx[:, 1:].masked_fill(torch.arange(1, T, device=idx.device)[None] >= lengths[:, None],
                                              IGNORE_INDEX)           # no target past the end
-            loss = loss + lm_weight * F.cross_entropy(lm_logits.flatten(0, 1), targets.flatten(),
-                                                      ignore_index=IGNORE_INDEX)  # L3 = L2 + λ L1
+            if bool((targets != IGNORE_INDEX).any()):  # else no next token anywhere: the L1 term is 0
+                loss = loss + lm_weight * F.cross_entropy(lm_logits.flatten(0, 1), targets.flatten().long(),
+                                                          ignore_index=IGNORE_INDEX)  # L3 = L2 + λ L1
         return class_logits, loss

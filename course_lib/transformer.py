@@ -26,6 +26,12 @@ makes deep stacks easier to train (often without a learning-rate warm-up). As no
 the last layer's output, a pre-norm stack ends with one more LayerNorm (``final_norm`` in
 :mod:`course_lib.encoder_decoder`, GPT-2's ``ln_f``, the ``norm`` of ``torch.nn.TransformerEncoder``).
 
+Refused with a ``TypeError`` or ``ValueError`` naming the argument: sizes that are not positive
+ints, a dropout outside [0, 1), a ``layer_norm_eps`` that is not a finite number > 0, switches
+(``norm_first``, ``bias``) that are not True or False, inputs of the wrong shape, and inputs whose
+dtype is not the layer's (a float64 ``x`` into a float32 layer: convert one of them). Empty axes
+(B = 0, T = 0) give empty outputs, as in torch.
+
 Inputs are checked once, where they enter: each ``forward`` names its checks (the ``_check_inputs``
 method beside it) with :func:`course_lib._checks.checked_by`. A layer called from a notebook
 checks its input; the attention and feed-forward sub-layers it calls do not check it again.
@@ -117,8 +123,9 @@ class FeedForward(nn.Module):
         _checks.check_positive_int("d_model", d_model)
         _checks.check_positive_int("d_ff", d_ff)
         _checks.check_probability("dropout", dropout)
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        _checks.check_bool("bias", bias)
         self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
         self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
@@ -128,6 +135,7 @@ class FeedForward(nn.Module):
         """The input check of :meth:`forward`."""
         d = self.linear1.in_features
         _checks.check_stream("x", x, d, f"(..., d_model={d})", dim=None)
+        _checks.check_dtype("x", x, self.linear1.weight.dtype, "the parameters of FeedForward")
 
     @_checks.checked_by(_check_inputs)
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +173,7 @@ class EncoderLayer(nn.Module):
         norm_first: False (default) for post-norm, True for pre-norm.
         activation: of the feed-forward network, see :class:`FeedForward`.
         bias: biases in every linear layer and LayerNorm (GPT-style models may drop them).
-        layer_norm_eps: the LayerNorms' epsilon.
+        layer_norm_eps: the LayerNorms' epsilon, a finite number > 0.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
@@ -174,6 +182,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         _checks.check_probability("dropout", dropout)
         _checks.check_bool("norm_first", norm_first)
+        _checks.check_number("layer_norm_eps", layer_norm_eps, positive=True)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias)
         self.ffn = FeedForward(d_model, d_ff, dropout, activation=activation, bias=bias)
@@ -187,6 +196,7 @@ class EncoderLayer(nn.Module):
     def _check_inputs(self, x, mask=None):
         """The input checks of :meth:`forward`."""
         _checks.check_stream("x", x, self.d_model, f"(B, T, d_model) with d_model={self.d_model}")
+        _checks.check_dtype("x", x, self.self_attn.w_q.weight.dtype, "the parameters of EncoderLayer")
         if mask is not None:
             B, T, _ = x.shape
             _checks.check_mask(mask, (B, self.num_heads, T, T), "(B, h, T, T)")
@@ -256,6 +266,8 @@ class DecoderLayer(nn.Module):
         """The input checks of :meth:`forward`."""
         _checks.check_stream("x", x, self.d_model, f"(B, T, d_model) with d_model={self.d_model}")
         _checks.check_memory_and_masks("x", x, memory, src_mask, tgt_mask, self.d_model, self.num_heads)
+        for name, t in (("x", x), ("memory", memory)):
+            _checks.check_dtype(name, t, self.self_attn.w_q.weight.dtype, "the parameters of DecoderLayer")
 
     @_checks.checked_by(_check_inputs)
     def forward(self, x: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
@@ -286,7 +298,13 @@ class DecoderLayer(nn.Module):
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """GPT's and BERT's initialisation, for ``model.apply``: weights N(0, std), biases 0."""
+    """GPT's and BERT's initialisation, for ``model.apply``: weights N(0, std), biases 0.
+
+    module must be an nn.Module; std a finite number >= 0.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module (use model.apply(init_normal)), got {type(module).__name__}")
+    _checks.check_number("std", std)
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, std=std)
     if isinstance(module, nn.Linear) and module.bias is not None:

@@ -8,6 +8,11 @@
   pretrained GPT or from scratch, and :func:`classifier_accuracy`.
 
 Shapes: B batch, T tokens per row (<= block_size), V vocabulary size.
+
+Arguments are checked before any work is done, so a bad one fails at once rather than minutes
+into training: texts and examples must be non-empty lists (of word lists; of examples with
+``.words`` and an int ``.label`` in [0, num_classes)), every text must fit the context window,
+sizes are positive ints, models and vocabularies of the right kind. Each error names the argument.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from .. import _checks
 from .._checks import shape_of
 from ..batching import IGNORE_INDEX, epoch_batches, pad_sequences
 from ..gpt import GPT, GPTConfig, GPTForClassification
@@ -27,15 +33,45 @@ __all__ = ["encode_stories", "lm_batches", "text_windows", "lm_loss", "evaluate_
            "encode_examples", "finetune_classifier", "classifier_accuracy"]
 
 
+def _check_texts(name: str, texts, vocab, block_size: int | None) -> None:
+    """``texts`` must be a non-empty list of word lists, each at most block_size tokens with <bos>
+    (any length when ``block_size`` is None)."""
+    if not isinstance(vocab, WordVocab):
+        raise TypeError(f"vocab must be a WordVocab, got {type(vocab).__name__}")
+    _checks.check_positive_int("block_size", block_size, allow_none=True)
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a list of word lists, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name} must hold at least one text, got none")
+    for words in texts:
+        if isinstance(words, str) or not isinstance(words, Sequence):
+            raise TypeError(f"{name} must be a list of word lists (split each text: text.split()), "
+                            f"got an item {words!r}")
+    i = max(range(len(texts)), key=lambda i: len(texts[i]))  # the longest text
+    if block_size is not None and len(texts[i]) + 1 > block_size:
+        raise ValueError(f"{name}[{i}] has {len(texts[i]) + 1} tokens with <bos>, more than block_size={block_size}")
+
+
+def _check_examples(examples, num_classes: int) -> None:
+    """``examples`` must be a non-empty list of objects with ``.words`` and an int ``.label`` in [0, num_classes)."""
+    if isinstance(examples, str) or not isinstance(examples, Sequence):
+        raise TypeError(f"examples must be a list of labelled examples, got {type(examples).__name__}")
+    if len(examples) == 0:
+        raise ValueError("examples must hold at least one labelled example, got none")
+    for i, e in enumerate(examples):
+        if not hasattr(e, "words") or not hasattr(e, "label"):
+            raise TypeError(f"examples must have .words and .label (e.g. MoodExample), "
+                            f"got examples[{i}] = {type(e).__name__} {e!r:.60}")
+        _checks.check_int(f"examples[{i}].label", e.label, num_classes, "num_classes")
+
+
 def encode_stories(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int):
     """Word lists -> inputs (B, T) = <bos> w_1..w_n and targets (B, T) = w_1..w_n <eos>, padded.
 
     Padding is ``vocab.pad_id`` in the inputs and ``IGNORE_INDEX`` in the targets (no loss there).
     """
+    _check_texts("texts", texts, vocab, block_size)
     rows = [vocab.encode(words, add_bos=True, add_eos=True) for words in texts]
-    longest = max(len(r) for r in rows) - 1
-    if longest > block_size:
-        raise ValueError(f"a text has {longest} tokens with <bos>, more than block_size={block_size}")
     inputs = pad_sequences([r[:-1] for r in rows], vocab.pad_id)
     targets = pad_sequences([r[1:] for r in rows], IGNORE_INDEX)
     return inputs, targets
@@ -43,7 +79,16 @@ def encode_stories(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size:
 
 def lm_batches(texts: Sequence[Sequence[str]], vocab: WordVocab, block_size: int, batch_size: int = 32,
                seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless shuffled batches (inputs, targets) of whole stories, reshuffled every epoch."""
+    """Endless shuffled batches (inputs, targets) of whole stories, reshuffled every epoch.
+
+    Every text is checked here, at once: a text too long for block_size fails now, not in
+    whichever epoch first draws it. batch_size must be in [1, len(texts)].
+    """
+    _check_texts("texts", texts, vocab, block_size)
+    _checks.check_positive_int("batch_size", batch_size)
+    if batch_size > len(texts):
+        raise ValueError(f"batch_size must be in [1, {len(texts)}] (the number of texts), got {batch_size}")
+    _checks.check_int("seed", seed)
     return epoch_batches(texts, batch_size, lambda chunk: encode_stories(chunk, vocab, block_size), seed)
 
 
@@ -51,7 +96,14 @@ def text_windows(ids: torch.Tensor, block_size: int, batch_size: int, generator:
     """One batch of random windows from a long token stream (your own text): (inputs, targets), each (B, T).
 
     ids: (N,) token ids, N > block_size; targets are the inputs shifted by one token.
+    block_size and batch_size are positive ints; generator a torch.Generator (or None).
     """
+    _checks.check_positive_int("block_size", block_size)
+    _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_generator("generator", generator)
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in _checks.ID_DTYPES:
+        got = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"ids must be an integer torch.Tensor (N,) of token ids, got {got}")
     if ids.dim() != 1 or len(ids) <= block_size:
         raise ValueError(f"ids must be a 1-D stream longer than block_size={block_size}, got {shape_of(ids)}")
     starts = torch.randint(0, len(ids) - block_size, (batch_size,), generator=generator)
@@ -60,7 +112,12 @@ def text_windows(ids: torch.Tensor, block_size: int, batch_size: int, generator:
 
 
 def lm_loss(model: GPT, batch) -> torch.Tensor:
-    """The mean negative log-likelihood per predicted token, -L1 / tokens."""
+    """The mean negative log-likelihood per predicted token, -L1 / tokens; batch = (inputs, targets)."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        got = f"{len(batch)} items" if isinstance(batch, (tuple, list)) else type(batch).__name__
+        raise ValueError(f"batch must be a pair (inputs, targets), got {got}")
     inputs, targets = batch
     return model(inputs, targets)[1]
 
@@ -68,6 +125,10 @@ def lm_loss(model: GPT, batch) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_lm(model: GPT, texts: Sequence[Sequence[str]], vocab: WordVocab, batch_size: int = 256) -> float:
     """Cross-entropy in nats per predicted token over all ``texts`` (directly comparable to the floor)."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    _check_texts("texts", texts, vocab, model.config.block_size)
+    _checks.check_positive_int("batch_size", batch_size)
     total, count = 0.0, 0
     device = next(model.parameters()).device
     with evaluating(model):
@@ -87,8 +148,15 @@ def pretrain_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTCon
     """Build a GPT and pretrain it with the language-model loss; returns (model, history).
 
     AdamW (weight decay 0.01) with warm-up and cosine decay; validation loss (nats per token)
-    every ``eval_every`` steps.
+    every ``eval_every`` steps. Both text lists are checked against the config before training.
     """
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    _check_texts("train_texts", train_texts, vocab, config.block_size)
+    _check_texts("validation_texts", validation_texts, vocab, config.block_size)
+    if config.vocab_size < len(vocab):
+        raise ValueError(f"config.vocab_size={config.vocab_size} is smaller than the vocabulary ({len(vocab)} words): "
+                         f"use GPTConfig(vocab_size=len(vocab), ...)")
     set_seed(seed)
     model = GPT(config)
     history = train(model, lm_batches(train_texts, vocab, config.block_size, batch_size, seed=seed), lm_loss,
@@ -100,6 +168,7 @@ def pretrain_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTCon
 
 def encode_examples(texts: Sequence[Sequence[str]], vocab: WordVocab):
     """Labelled texts -> ids (B, T) = <bos> w_1..w_n (padded with ``vocab.pad_id``) and lengths (B,)."""
+    _check_texts("texts", texts, vocab, None)
     return vocab.encode_batch(texts, add_bos=True)
 
 
@@ -109,10 +178,21 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
     """Fine-tune on labelled ``examples`` (objects with ``.words`` and ``.label``) with L3 = L2 + λ L1.
 
     ``pretrained``: a GPT to start from (copied, the original is untouched); otherwise a fresh GPT
-    of ``config`` (from scratch). Every parameter is trained, the new head W_y too.
+    of ``config`` (from scratch). Every parameter is trained, the new head W_y too. lm_weight λ is a
+    finite number >= 0; every example must fit the model's block_size.
     """
     if (pretrained is None) == (config is None):
         raise ValueError("give exactly one of pretrained (fine-tune) or config (from scratch)")
+    if pretrained is not None and not isinstance(pretrained, GPT):
+        raise TypeError(f"pretrained must be a GPT, got {type(pretrained).__name__}")
+    if config is not None and not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    _checks.check_positive_int("num_classes", num_classes)
+    _check_examples(examples, num_classes)
+    block_size = (pretrained.config if pretrained is not None else config).block_size
+    _check_texts("examples", [e.words for e in examples], vocab, block_size)
+    _checks.check_number("lm_weight", lm_weight)
+    _checks.check_positive_int("batch_size", batch_size)
     set_seed(seed)
     gpt = copy.deepcopy(pretrained) if pretrained is not None else GPT(config)
     model = GPTForClassification(gpt, num_classes)
@@ -135,6 +215,10 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
 @torch.no_grad()
 def classifier_accuracy(model: GPTForClassification, examples, vocab: WordVocab) -> float:
     """Share of ``examples`` whose predicted class is their label."""
+    if not isinstance(model, GPTForClassification):
+        raise TypeError(f"model must be a GPTForClassification, got {type(model).__name__}")
+    _check_examples(examples, model.head.out_features)
+    _check_texts("examples", [e.words for e in examples], vocab, model.gpt.config.block_size)
     ids, lengths = encode_examples([e.words for e in examples], vocab)
     with evaluating(model):
         logits, _ = model(ids, lengths=lengths)

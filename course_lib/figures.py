@@ -1,12 +1,15 @@
 """Regenerate every image in ``figures/``: ``python -m course_lib.figures``.
 
 Each figure is computed from the library (training included), seeded, and saved without
-timestamps, so running it twice on the same machine writes the same bytes.
+timestamps, so running it twice on the same machine writes the same bytes. The folder must be a
+path (str or pathlib.Path) and the step counts positive ints: checked before any training starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import numbers
+import os
 import pathlib
 
 import matplotlib
@@ -32,8 +35,28 @@ from .widgets.transformer import TransformerAttentionExplorer  # noqa: E402
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "figures"
 
 
+def _folder(out_dir) -> pathlib.Path:
+    """``out_dir`` as a Path (a str or an os.PathLike); anything else is a TypeError."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise TypeError(f"out_dir must be a folder path (str or pathlib.Path), got {out_dir!r}")
+    return pathlib.Path(out_dir)
+
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+
+
 def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) -> list[pathlib.Path]:
     """figures/attention_alignment.png and figures/attention_explorer.png (notebook 01)."""
+    out_dir = _folder(out_dir)
+    _check_count("steps", steps)
+    _check_seed(seed)
     corpus = make_translation_corpus(seed=0)
     src_vocab, tgt_vocab = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
     model, _ = translation.train_translator(corpus, src_vocab, tgt_vocab, score="additive", steps=steps, seed=seed,
@@ -58,6 +81,9 @@ def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) ->
 
 def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) -> list[pathlib.Path]:
     """figures/add_and_norm.png and figures/transformer_cross_attention.png (notebook 02)."""
+    out_dir = _folder(out_dir)
+    _check_count("steps", steps)
+    _check_seed(seed)
     paths = [out_dir / "add_and_norm.png", out_dir / "transformer_cross_attention.png"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
     for name, (residual, norm) in diagnostics.STACK_VARIANTS.items():
@@ -90,6 +116,9 @@ def transformer_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) 
 def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[pathlib.Path]:
     """figures/gpt_pretraining.png (notebook 03): the loss against the entropy floor, and the feeling
     words' embedding similarity after pretraining."""
+    out_dir = _folder(out_dir)
+    _check_count("steps", steps)
+    _check_seed(seed)
     corpus = make_story_corpus(seed=0)
     vocab = WordVocab(corpus.words)
     config = GPTConfig(vocab_size=len(vocab), block_size=48, n_layer=2, n_head=4, n_embd=64)
@@ -120,6 +149,7 @@ def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[
 
 def bert_figures(out_dir: pathlib.Path) -> list[pathlib.Path]:
     """figures/bert_model_view.png (notebook 04): all-MiniLM-L6-v2's 72 heads on the notes' sentence pair."""
+    out_dir = _folder(out_dir)
     path = minilm_path()
     view = ModelView(BertModel.from_pretrained(path), WordPieceTokenizer.from_file(path / "vocab.txt"),
                      "the man went to the store", "he bought a gallon of milk")
@@ -134,10 +164,21 @@ def _step_of(words: list[str], word: str) -> int:
     return words.index(word) if word in words else len(words) - 1
 
 
+def _steps_arg(text: str) -> int:
+    """--steps: a positive int (argparse reports anything else as a usage error naming --steps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {value}")
+    return value
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=FIGURES, help="output folder (default: figures/)")
-    parser.add_argument("--steps", type=int, default=400, help="training steps of the translators")
+    parser.add_argument("--steps", type=_steps_arg, default=400, help="training steps of the translators")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     paths = (attention_figures(args.out, steps=args.steps) + transformer_figures(args.out, steps=args.steps)

@@ -1,7 +1,10 @@
 """Pure plotting: heatmaps of attention, PNG bytes of a figure, and the live loss plot of training.
 
 Plotting functions take numbers and labels, draw on a figure and return the artists (no widget,
-no model here: the widgets in :mod:`course_lib.widgets` are built on these functions).
+no model here: the widgets in :mod:`course_lib.widgets` are built on these functions). They
+refuse what they cannot draw before drawing anything: a matrix that is not 2-D real, finite
+numbers, label lists of the wrong length, an ``ax`` that is not an Axes (``ValueError`` /
+``TypeError`` naming the argument).
 :class:`LiveLossPlot` is the loss curve that :func:`course_lib.training.train` updates in place.
 
 Chinese labels need a font with Chinese glyphs: the course ships a small subset of
@@ -12,6 +15,7 @@ so figures look the same on every machine.
 from __future__ import annotations
 
 import io
+import numbers
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 from IPython.display import display
 from matplotlib import font_manager
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = [
@@ -55,20 +60,77 @@ def _register_fonts() -> str | None:
 CJK_FONT = _register_fonts()
 
 
-def as_matrix(matrix) -> np.ndarray:
-    """A tensor, array or nested list as a 2-D float array (rows, columns); anything else is an error."""
+def as_matrix(matrix, name: str = "matrix") -> np.ndarray:
+    """A tensor, array or nested list of real numbers as a 2-D float array (rows, columns).
+
+    Refused, with ``name`` in the message: anything but real numbers (strings, objects, complex
+    numbers: ``TypeError``), ragged lists, another rank than 2, no rows or no columns, and NaN or
+    infinite entries (``ValueError``).
+    """
     if isinstance(matrix, torch.Tensor):
+        if matrix.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {matrix.dtype}")
         matrix = matrix.detach().cpu().float().numpy()
-    matrix = np.asarray(matrix, dtype=float)
+    elif isinstance(matrix, (str, bytes)) or matrix is None:
+        raise TypeError(f"{name} must be a 2-D tensor, array or nested list of numbers, got {type(matrix).__name__}")
+    try:
+        matrix = np.asarray(matrix)
+    except ValueError as error:  # numpy: "inhomogeneous shape"
+        raise ValueError(f"{name} must be rectangular (every row as long as the others): {error}") from None
+    if matrix.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got {_what(matrix)}")
+    matrix = matrix.astype(float, copy=False)
     if matrix.ndim != 2:
-        raise ValueError(f"matrix must be 2-D (rows, columns), got shape {matrix.shape}")
+        raise ValueError(f"{name} must be 2-D (rows, columns), got shape {matrix.shape}")
+    if 0 in matrix.shape:
+        raise ValueError(f"{name} must have at least one row and one column, got shape {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        bad = int((~np.isfinite(matrix)).sum())
+        raise ValueError(f"{name} must hold finite numbers, got {bad} NaN or infinite entr{'y' if bad == 1 else 'ies'} "
+                         f"in shape {matrix.shape}")
     return matrix
 
 
-def _check_labels(name: str, labels, n: int) -> None:
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"{name} must have one label per {'column' if name == 'xlabels' else 'row'} "
-                         f"({n}), got {len(labels)}")
+def _what(array: np.ndarray) -> str:
+    """How an array of non-numbers reads in a message: its dtype, or the type of its first element."""
+    if array.dtype.kind == "O" and array.size:
+        return f"elements of type {type(array.flat[0]).__name__}"
+    return f"dtype {array.dtype}"
+
+
+def _check_ax(ax) -> None:
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}")
+
+
+def _check_labels(name: str, labels, n: int, per: str | None = None) -> None:
+    """``labels`` must be None or a list of ``n`` labels, one ``per`` column (xlabels) or row (ylabels)."""
+    if labels is None:
+        return
+    per = per or ("column" if name.startswith("x") else "row")
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise TypeError(f"{name} must be a list of labels (one per {per}), got {type(labels).__name__}")
+    if len(labels) != n:
+        raise ValueError(f"{name} must have one label per {per} ({n}), got {len(labels)}")
+
+
+def _real(name: str, value, allow_none: bool = True):
+    """``value`` as a finite real number (a 0-d tensor or array counts: its number is returned), or None
+    when ``allow_none``; anything else is a ValueError naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0 and value.dtype != bool \
+            and not (isinstance(value, torch.Tensor) and value.is_complex()):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def _check_positive_real(name: str, value) -> None:
+    value = _real(name, value, allow_none=False)
+    if value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequence[str] | None = None,
@@ -76,13 +138,20 @@ def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequ
                  vmax: float | None = None, annotate: bool = False, colorbar: bool = False):
     """Draw ``matrix`` (rows, columns) on ``ax``; rows are queries, columns are keys.
 
-    Returns the ``AxesImage``; call ``image.set_data(new)`` to update it in place.
+    Returns the ``AxesImage``; call ``image.set_data(new)`` to update it in place. Refused before
+    anything is drawn: see :func:`as_matrix`; labels that are not one per column (``xlabels``) or
+    row (``ylabels``); ``vmin`` / ``vmax`` that are not finite numbers, or ``vmin > vmax``.
     """
+    _check_ax(ax)
     m = as_matrix(matrix)
     _check_labels("xlabels", xlabels, m.shape[1])
     _check_labels("ylabels", ylabels, m.shape[0])
-    image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=m.max() if vmax is None and vmin is not None else vmax,
-                      aspect="auto", interpolation="nearest")
+    vmin, vmax = _real("vmin", vmin), _real("vmax", vmax)
+    if vmin is not None and vmax is not None and vmin > vmax:
+        raise ValueError(f"vmin must not be larger than vmax, got vmin={vmin!r}, vmax={vmax!r}")
+    if vmax is None and vmin is not None:  # the matrix's largest value (never below vmin: an empty scale)
+        vmax = max(m.max(), vmin)
+    image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     label_heatmap(ax, xlabels, ylabels, m.shape)
     if title:
         ax.set_title(title, fontsize=10)
@@ -95,14 +164,22 @@ def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequ
     return image
 
 
-def label_heatmap(ax, xlabels: Sequence[str] | None, ylabels: Sequence[str] | None, shape) -> None:
+def label_heatmap(ax, xlabels: Sequence[str] | None, ylabels: Sequence[str] | None, shape, *,
+                  parse_math: bool = True) -> None:
     """One tick per column and per row of a heatmap of ``shape`` (rows, columns), labelled with
-    the words (their indices when None), without tick marks."""
+    the words (their indices when None), without tick marks.
+
+    ``parse_math=False`` draws labels exactly as written (a typed ``$x$`` stays ``$x$``, never TeX).
+    """
     rows, cols = shape
+    _check_labels("xlabels", xlabels, cols)
+    _check_labels("ylabels", ylabels, rows)
     ax.set_xticks(range(cols))
-    ax.set_xticklabels(list(xlabels) if xlabels is not None else [str(j) for j in range(cols)], fontsize=9)
+    ax.set_xticklabels(list(xlabels) if xlabels is not None else [str(j) for j in range(cols)], fontsize=9,
+                       parse_math=parse_math)
     ax.set_yticks(range(rows))
-    ax.set_yticklabels(list(ylabels) if ylabels is not None else [str(i) for i in range(rows)], fontsize=9)
+    ax.set_yticklabels(list(ylabels) if ylabels is not None else [str(i) for i in range(rows)], fontsize=9,
+                       parse_math=parse_math)
     ax.tick_params(length=0)
 
 
@@ -112,15 +189,23 @@ def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Seque
     """Draw several heatmaps side by side (e.g. the heads of multi-head attention).
 
     matrices: a tensor (n, rows, columns) or a list of 2-D matrices. Returns the Figure.
+    Refused before a figure is made: another rank, an element :func:`as_matrix` refuses, no
+    matrix at all, ``titles`` not one per matrix, ``cols`` not a positive int, ``size`` not > 0.
     """
-    mats = [as_matrix(m) for m in matrices]
-    if not mats:
-        raise ValueError("matrices must contain at least one matrix")
+    mats = _matrices(matrices)
+    if titles is not None:
+        _check_labels("titles", titles, len(mats), per="matrix")
+    if cols is not None and (isinstance(cols, bool) or not isinstance(cols, numbers.Integral) or cols < 1):
+        raise ValueError(f"cols must be a positive int or None, got {cols!r}")
+    _check_positive_real("size", size)
+    for m in mats:  # the labels are shared: they must fit every matrix
+        _check_labels("xlabels", xlabels, m.shape[1])
+        _check_labels("ylabels", ylabels, m.shape[0])
     cols = cols or len(mats)
     rows = -(-len(mats) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False,
                              constrained_layout=True)
-    vmax = max(m.max() for m in mats)
+    vmax = max(max(m.max() for m in mats), 0.0)  # one scale from 0 (vmin) to the largest value
     for k, ax in enumerate(axes.flat):
         if k >= len(mats):
             ax.axis("off")
@@ -133,12 +218,37 @@ def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Seque
     return fig
 
 
+def _matrices(matrices) -> list[np.ndarray]:
+    """show_heatmaps' ``matrices`` as a list of 2-D arrays, each checked (its index in the messages)."""
+    what = "a tensor (n, rows, columns) or a list of 2-D matrices"
+    if isinstance(matrices, (torch.Tensor, np.ndarray)):
+        if matrices.ndim != 3:
+            raise ValueError(f"matrices must be {what}, got shape {tuple(matrices.shape)}")
+    elif isinstance(matrices, (str, bytes)) or not hasattr(matrices, "__iter__"):
+        raise TypeError(f"matrices must be {what}, got {type(matrices).__name__}")
+    mats = [as_matrix(m, f"matrices[{k}]") for k, m in enumerate(matrices)]
+    if not mats:
+        raise ValueError("matrices must contain at least one matrix")
+    return mats
+
+
 def plot_attention_grid(weights: Sequence, sources: Sequence[Sequence[str]], targets: Sequence[Sequence[str]],
                         title: str | None = None, size: float = 3.8):
-    """One heatmap per sentence: weights[k] (len(targets[k]), len(sources[k])). Returns the Figure."""
-    if not (len(weights) == len(sources) == len(targets)) or not weights:
+    """One heatmap per sentence: weights[k] (len(targets[k]), len(sources[k])). Returns the Figure.
+
+    Refused before a figure is made: lists of different lengths or empty ones, and a weights[k]
+    that :func:`as_matrix` refuses or whose shape is not (len(targets[k]), len(sources[k])).
+    """
+    for name, value in (("weights", weights), ("sources", sources), ("targets", targets)):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            raise TypeError(f"{name} must be a list (one entry per sentence), got {type(value).__name__}")
+    if not (len(weights) == len(sources) == len(targets)) or not len(weights):
         raise ValueError(f"weights, sources and targets must be non-empty and of equal length, "
                          f"got {len(weights)}, {len(sources)}, {len(targets)}")
+    for k, (w, src, tgt) in enumerate(zip(weights, sources, targets)):
+        rows, columns = as_matrix(w, f"weights[{k}]").shape
+        _check_labels(f"sources[{k}]", src, columns, per=f"column of weights[{k}]")
+        _check_labels(f"targets[{k}]", tgt, rows, per=f"row of weights[{k}]")
     widths = [max(3, len(src)) for src in sources]  # long sentences get wider panels
     fig, axes = plt.subplots(1, len(weights), figsize=(0.42 * sum(widths) + 1.2 * len(weights), size),
                              squeeze=False, constrained_layout=True, gridspec_kw={"width_ratios": widths})
@@ -151,6 +261,10 @@ def plot_attention_grid(weights: Sequence, sources: Sequence[Sequence[str]], tar
 
 def figure_to_png(fig, dpi: int | None = None) -> bytes:
     """The PNG bytes of ``fig`` (what a notebook displays); no timestamps, so reproducible."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    if dpi is not None:
+        _check_positive_real("dpi", dpi)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
@@ -175,7 +289,12 @@ def in_notebook() -> bool:
 
 
 def ema(values: list[float], beta: float = EMA_BETA) -> list[float]:
-    """Exponential moving average of ``values``, starting at the first value (same length)."""
+    """Exponential moving average of ``values``, starting at the first value (same length).
+
+    beta: a number in [0, 1] (0: no smoothing; 1: the first value forever).
+    """
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
     out, avg = [], None
     for v in values:
         avg = v if avg is None else beta * avg + (1 - beta) * v
@@ -243,7 +362,11 @@ class LiveLossPlot:
         evals:  optional list of dicts ``{"step": int, **metrics}`` (as in ``History.evals``);
                 every metric whose name contains "loss" is drawn as markers
         """
-        steps, losses = list(steps), [float(x) for x in losses]
+        try:
+            steps, losses = list(steps), [float(x) for x in losses]
+        except (TypeError, ValueError):
+            raise TypeError(f"LiveLossPlot.update: steps and losses must be sequences of numbers, got "
+                            f"{type(steps).__name__} and {type(losses).__name__}") from None
         if len(steps) != len(losses):
             raise ValueError(f"LiveLossPlot.update: steps and losses must have the same length, "
                              f"got {len(steps)} steps and {len(losses)} losses")

@@ -18,16 +18,23 @@ Notebook 02: the same task for :class:`course_lib.encoder_decoder.EncoderDecoder
 
 Shapes: B batch, S source length, T target length, d model width, V vocabulary size,
 L layers, h heads.
+
+Every public function checks its input where it enters (``ValueError`` / ``TypeError`` naming
+the argument): sentence pairs (at least one, each with words on both sides), word lists (a list
+of str, not a string, at least one word), vocabularies, models of the right kind, sizes.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import _checks
+from .._checks import shape_of
 from ..attention import attend, make_score
 from ..batching import epoch_batches
 from ..encoder_decoder import EncoderDecoder
@@ -53,6 +60,61 @@ __all__ = [
 ]
 
 
+def _check_vocabs(src_vocab, tgt_vocab) -> None:
+    for name, vocab in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
+        if not isinstance(vocab, WordVocab):
+            raise TypeError(f"{name} must be a WordVocab, got {type(vocab).__name__}")
+
+
+def _check_words(zh_words) -> None:
+    """One source sentence: a list (or tuple) of at least one non-empty str word."""
+    if isinstance(zh_words, str):
+        raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
+    if not isinstance(zh_words, Sequence):
+        raise TypeError(f"zh_words must be a list of words, got {type(zh_words).__name__}")
+    if len(zh_words) == 0:
+        raise ValueError("zh_words must contain at least one word")
+    for i, word in enumerate(zh_words):
+        if not isinstance(word, str):
+            raise TypeError(f"zh_words must hold str words, got {type(word).__name__} {word!r} at position {i}")
+        if not word:
+            raise ValueError(f"zh_words must hold non-empty words, got '' at position {i}")
+
+
+def _check_pairs(pairs) -> None:
+    """Sentence pairs: a non-empty list of objects with ``zh`` and ``en`` word sequences, none empty."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise TypeError(f"pairs must be a list of SentencePair, got {type(pairs).__name__}")
+    if len(pairs) == 0:
+        raise ValueError("pairs must hold at least one sentence pair, got none")
+    for i, pair in enumerate(pairs):
+        zh, en = getattr(pair, "zh", None), getattr(pair, "en", None)
+        if zh is None or en is None or isinstance(zh, str) or isinstance(en, str):
+            raise TypeError(f"pairs[{i}] must be a SentencePair (zh and en: lists of words), got {pair!r}")
+        if len(zh) == 0 or len(en) == 0:
+            raise ValueError(f"pairs[{i}] must have words on both sides, got {len(zh)} Chinese and {len(en)} "
+                             f"English words")
+
+
+def _check_model(model, kinds: tuple, hint: str = "") -> None:
+    if not isinstance(model, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"model must be a {names}{hint}, got {type(model).__name__}")
+
+
+def _check_vocab_fits(name: str, vocab: WordVocab, size: int) -> None:
+    """A vocabulary must not hold more words than the model's embedding table has rows."""
+    if len(vocab) > size:
+        raise ValueError(f"{name} has {len(vocab)} words, more than the model's table of {size}: "
+                         f"use the vocabulary the model was built with")
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 class AttentionGRUTranslator(nn.Module):
     """A bidirectional GRU encoder and a GRU decoder that attends over the encoder states.
 
@@ -62,13 +124,23 @@ class AttentionGRUTranslator(nn.Module):
         score: the score function s(h_i, q): "additive", "dot", "scaled_dot" or "bilinear".
         d_embed: word embedding width (default d_model // 2).
         bos_id, eos_id: target ids of <bos> and <eos>.
+
+    Its methods check their inputs at the outermost call (``_checks.checked_by``): ids of the
+    right shape and vocabulary, lengths in [1, S], states of width d_model.
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, score: str = "additive",
                  d_embed: int | None = None, bos_id: int = 2, eos_id: int = 3):
         super().__init__()
+        for name, value in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size),
+                            ("d_model", d_model)):
+            _checks.check_positive_int(name, value)
+        _checks.check_positive_int("d_embed", d_embed, allow_none=True)
         if d_model % 2:
             raise ValueError(f"d_model must be even (d_model / 2 per encoder direction), got {d_model}")
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < tgt_vocab_size:
+                raise ValueError(f"{name} must be an id in [0, tgt_vocab_size={tgt_vocab_size}), got {value!r}")
         d_embed = d_embed or d_model // 2
         self.d_model, self.bos_id, self.eos_id, self.score_name = d_model, bos_id, eos_id, score
         self.src_embed = nn.Embedding(src_vocab_size, d_embed, padding_idx=0)
@@ -79,11 +151,48 @@ class AttentionGRUTranslator(nn.Module):
         self.cell = nn.GRUCell(d_embed + d_model, d_model)  # input: [embed(y_{t-1}); context]
         self.out = nn.Linear(2 * d_model, tgt_vocab_size)  # from [s_t; context]
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
-        """src (B, S) ids, src_lengths (B,) -> H (B, S, d), s_0 (B, d), mask (B, S) True on real words."""
+    # --- input checks (run once, at the outermost call) ----------------------------------------
+    def _check_encode(self, src, src_lengths):
+        for name, t in (("src", src), ("src_lengths", src_lengths)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be an integer torch.Tensor, got {type(t).__name__}")
         if src.dim() != 2 or src_lengths.shape != src.shape[:1]:
             raise ValueError(f"src must be (B, S) and src_lengths (B,), got {tuple(src.shape)} and "
                              f"{tuple(src_lengths.shape)}")
+        _checks.check_token_ids("src", src, self.src_embed.num_embeddings, length="S")
+        if src_lengths.dtype not in _checks.ID_DTYPES:
+            raise TypeError(f"src_lengths must be an integer tensor (B,), got dtype {src_lengths.dtype}")
+        if src_lengths.numel() and (src_lengths.min() < 1 or src_lengths.max() > src.shape[1]):
+            raise ValueError(f"src_lengths must hold lengths in [1, S={src.shape[1]}], got values from "
+                             f"{int(src_lengths.min())} to {int(src_lengths.max())}")
+
+    def _check_forward(self, src, src_lengths, tgt_in):
+        self._check_encode(src, src_lengths)
+        if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2 or tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(f"tgt_in must be a (B, T) tensor of target ids with B={src.shape[0]} rows like src, "
+                             f"got {shape_of(tgt_in) if isinstance(tgt_in, torch.Tensor) else type(tgt_in).__name__}")
+        _checks.check_token_ids("tgt_in", tgt_in, self.tgt_embed.num_embeddings)
+
+    def _check_greedy_decode(self, src, src_lengths, max_len=30):
+        self._check_encode(src, src_lengths)
+        _checks.check_positive_int("max_len", max_len)
+
+    def _check_decode_step(self, y_prev, state, H, mask):
+        d = self.d_model
+        _checks.check_stream("H", H, d, f"(B, S, d_model={d})")
+        B, S = H.shape[:2]
+        if not isinstance(y_prev, torch.Tensor) or y_prev.shape != (B,):
+            raise ValueError(f"y_prev must be a tensor of B={B} target ids (B,), got "
+                             f"{shape_of(y_prev) if isinstance(y_prev, torch.Tensor) else type(y_prev).__name__}")
+        _checks.check_token_ids("y_prev", y_prev[:, None], self.tgt_embed.num_embeddings)
+        _checks.check_stream("state", state, d, f"(B={B}, d_model={d})", dim=2)
+        if state.shape[0] != B:
+            raise ValueError(f"state must have shape (B={B}, d_model={d}), got {shape_of(state)}")
+        _checks.check_mask(mask, (B, S), f"(B, S) = ({B}, {S})")
+
+    @_checks.checked_by(_check_encode)
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
+        """src (B, S) ids, src_lengths (B,) -> H (B, S, d), s_0 (B, d), mask (B, S) True on real words."""
         S = src.shape[1]
         packed = nn.utils.rnn.pack_padded_sequence(self.src_embed(src), src_lengths.cpu(),
                                                    batch_first=True, enforce_sorted=False)
@@ -93,6 +202,7 @@ class AttentionGRUTranslator(nn.Module):
         mask = torch.arange(S, device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
         return H, s0, mask
 
+    @_checks.checked_by(_check_decode_step)
     def decode_step(self, y_prev: torch.Tensor, state: torch.Tensor, H: torch.Tensor, mask: torch.Tensor):
         """One decoder step: y_prev (B,), state s_{t-1} (B, d) -> logits (B, V), s_t (B, d), a (B, S)."""
         # steps 1-3: query q = s_{t-1}; a_i = softmax(s(h_i, q)); context = sum_i a_i h_i
@@ -103,6 +213,7 @@ class AttentionGRUTranslator(nn.Module):
         logits = self.out(torch.cat([state, context], dim=-1))
         return logits, state, a
 
+    @_checks.checked_by(_check_forward)
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor):
         """Teacher forcing: tgt_in (B, T) starts with <bos>. Returns logits (B, T, V), weights (B, T, S)."""
         H, state, mask = self.encode(src, src_lengths)
@@ -114,6 +225,7 @@ class AttentionGRUTranslator(nn.Module):
         return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
 
     @torch.no_grad()
+    @_checks.checked_by(_check_greedy_decode)
     def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int = 30):
         """Translate by taking the most likely word at each step.
 
@@ -145,6 +257,8 @@ def encode_pairs(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab):
 
     Padding is id 0 (``<pad>``) everywhere; the losses ignore it in ``tgt_out``.
     """
+    _check_pairs(pairs)
+    _check_vocabs(src_vocab, tgt_vocab)
     src, src_lengths = src_vocab.encode_batch([p.zh for p in pairs])
     tgt, _ = tgt_vocab.encode_batch([p.en for p in pairs], add_bos=True, add_eos=True)
     return src, src_lengths, tgt[:, :-1], tgt[:, 1:]
@@ -153,25 +267,32 @@ def encode_pairs(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab):
 def translation_batches(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab, batch_size: int = 64,
                         seed: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless shuffled mini-batches (src, src_lengths, tgt_in, tgt_out), reshuffled every epoch."""
+    _check_pairs(pairs)
+    _check_vocabs(src_vocab, tgt_vocab)
     return epoch_batches(pairs, batch_size, lambda chunk: encode_pairs(chunk, src_vocab, tgt_vocab), seed)
 
 
 def translation_loss(model: AttentionGRUTranslator, batch) -> torch.Tensor:
     """Mean cross-entropy of the next English word, ignoring padding."""
-    src, src_lengths, tgt_in, tgt_out = batch
+    src, src_lengths, tgt_in, tgt_out = _batch(batch)
     logits, _ = model(src, src_lengths, tgt_in)
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=0)
+
+
+def _batch(batch) -> tuple:
+    """A batch as :func:`encode_pairs` returns it: four tensors (src, src_lengths, tgt_in, tgt_out)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 4:
+        size = f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ""
+        raise ValueError(f"batch must be (src, src_lengths, tgt_in, tgt_out) as encode_pairs returns it, got "
+                         f"{type(batch).__name__}{size}")
+    return tuple(batch)
 
 
 @torch.no_grad()
 def _source_ids(model: nn.Module, zh_words: Sequence[str], src_vocab: WordVocab) -> torch.Tensor:
     """One Chinese sentence (a list of words) -> its ids (1, S) on the model's device."""
-    if isinstance(zh_words, str):
-        raise TypeError("zh_words must be a list of words; use segment_chinese(text, src_vocab.itos)")
-    if len(zh_words) == 0:
-        raise ValueError("zh_words must contain at least one word")
-    device = next(model.parameters()).device
-    return torch.tensor([src_vocab.encode(zh_words)], device=device)
+    _check_words(zh_words)
+    return torch.tensor([src_vocab.encode(zh_words)], device=_device(model))
 
 
 def trace_translation(model: AttentionGRUTranslator, zh_words: Sequence[str], src_vocab: WordVocab,
@@ -182,7 +303,14 @@ def trace_translation(model: AttentionGRUTranslator, zh_words: Sequence[str], sr
         source: the Chinese words (S);  output: the English words, then "<eos>" (T);
         weights: a (T, S), one row per decoder step;  encoder_states: H (S, d);
         contexts: (T, d), context_t = sum_i a_ti h_i.
+    Refused: zh_words that is a str, empty or holds non-str words; vocabularies larger than the
+    model's tables; max_len not a positive int; a model that is not an AttentionGRUTranslator.
     """
+    _check_model(model, (AttentionGRUTranslator,), " (for an EncoderDecoder use trace_transformer)")
+    _check_vocabs(src_vocab, tgt_vocab)
+    _check_vocab_fits("src_vocab", src_vocab, model.src_embed.num_embeddings)
+    _check_vocab_fits("tgt_vocab", tgt_vocab, model.tgt_embed.num_embeddings)
+    _checks.check_positive_int("max_len", max_len)
     src = _source_ids(model, zh_words, src_vocab)  # (1, S)
     lengths = torch.tensor([len(zh_words)])
     with evaluating(model):
@@ -215,8 +343,16 @@ def _greedy_ids(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: in
 @torch.no_grad()
 def evaluate_translation(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
                          tgt_vocab: WordVocab, batch_size: int = 500) -> dict[str, float]:
-    """Greedy-decode every pair: exact_match = share of sentences translated word for word right."""
-    device = next(model.parameters()).device
+    """Greedy-decode every pair: exact_match = share of sentences translated word for word right.
+
+    Refused: no pairs (the share of nothing is undefined), pairs without words on a side, a
+    batch_size that is not a positive int, a model of another kind.
+    """
+    _check_model(model, (AttentionGRUTranslator, EncoderDecoder))
+    _check_pairs(pairs)
+    _check_vocabs(src_vocab, tgt_vocab)
+    _checks.check_positive_int("batch_size", batch_size)
+    device = _device(model)
     exact = 0
     with evaluating(model):
         for i in range(0, len(pairs), batch_size):
@@ -236,8 +372,9 @@ def forced_attention(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: 
     Returns, per pair, weights (len(en), len(zh)): row j is the attention at the step that
     emits English word j, so it can be compared with the word alignment.
     """
+    _check_model(model, (nn.Module,))
     src, src_lengths, tgt_in, _ = encode_pairs(pairs, src_vocab, tgt_vocab)
-    device = next(model.parameters()).device
+    device = _device(model)
     with evaluating(model):
         _, weights = model(src.to(device), src_lengths, tgt_in.to(device))
     return [weights[b, :len(p.en), :len(p.zh)].cpu() for b, p in enumerate(pairs)]
@@ -249,8 +386,19 @@ def alignment_hits(weights: Sequence[torch.Tensor], pairs: Sequence) -> dict:
 
     weights: per pair a tensor (..., len(en), len(zh)); the leading axes (e.g. layer and head)
     are scored separately. Returns hit rates over reordered words and over all aligned words,
-    each of shape (...), and the number of reordered words.
+    each of shape (...), and the number of reordered words. Refused: weights and pairs of
+    different lengths, a weights[k] whose last two axes are not (len(en), len(zh)) of pairs[k].
     """
+    _check_pairs(pairs)
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or len(weights) != len(pairs):
+        raise ValueError(f"weights must be a list with one tensor per pair ({len(pairs)}), got "
+                         f"{len(weights) if isinstance(weights, Sequence) else type(weights).__name__}")
+    for k, (w, p) in enumerate(zip(weights, pairs)):
+        if not isinstance(w, torch.Tensor) or w.dim() < 2 or tuple(w.shape[-2:]) != (len(p.en), len(p.zh)):
+            raise ValueError(f"weights[{k}] must be a tensor (..., len(en), len(zh)) = (..., {len(p.en)}, "
+                             f"{len(p.zh)}), got {shape_of(w) if isinstance(w, torch.Tensor) else type(w).__name__}")
+        if len(p.alignment) != len(p.en) or len(p.reordered) != len(p.en):
+            raise ValueError(f"pairs[{k}] must have one alignment and one reordered entry per English word")
     hits = total = hits_all = total_all = 0
     for w, p in zip(weights, pairs):
         peak = w.argmax(dim=-1)  # (..., len(en)): the Chinese word each English word looks at most
@@ -290,6 +438,8 @@ def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, scor
     Returns (model, history); the history's evaluations hold validation exact match.
     The same recipe serves notebook 01 and ``python -m course_lib.figures``.
     """
+    _check_corpus(corpus)
+    _check_vocabs(src_vocab, tgt_vocab)
     set_seed(seed)  # the initial weights depend on the seed too
     model = AttentionGRUTranslator(len(src_vocab), len(tgt_vocab), d_model=d_model, score=score,
                                    bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id)
@@ -302,13 +452,22 @@ def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, scor
     return model, history
 
 
+def _check_corpus(corpus) -> None:
+    """A translation corpus: ``train`` and ``validation`` lists of sentence pairs."""
+    if not (hasattr(corpus, "train") and hasattr(corpus, "validation")):
+        raise TypeError(f"corpus must have train and validation sentence pairs (make_translation_corpus()), "
+                        f"got {type(corpus).__name__}")
+    _check_pairs(corpus.train)
+    _check_pairs(corpus.validation)
+
+
 # ---------------------------------------------------------------------------
 # The Transformer on the same task (notebook 02)
 # ---------------------------------------------------------------------------
 
 def transformer_translation_loss(model: EncoderDecoder, batch) -> torch.Tensor:
     """Mean cross-entropy of the next English word under teacher forcing, ignoring padding."""
-    src, _, tgt_in, tgt_out = batch
+    src, _, tgt_in, tgt_out = _batch(batch)
     logits = model(src, tgt_in)  # (B, T, V): logits[:, t] predicts tgt_out[:, t]
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=0)
 
@@ -324,6 +483,8 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
     AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
     training loop, validation exact match every ``eval_every`` steps. Returns (model, history).
     """
+    _check_corpus(corpus)
+    _check_vocabs(src_vocab, tgt_vocab)
     set_seed(seed)  # the initial weights depend on the seed too
     model = EncoderDecoder(len(src_vocab), len(tgt_vocab), d_model=d_model, num_heads=num_heads, d_ff=d_ff,
                            num_layers=num_layers, max_len=max_len, dropout=dropout, norm_first=norm_first)
@@ -356,7 +517,16 @@ def trace_transformer(model: EncoderDecoder, zh_words: Sequence[str], src_vocab:
         maps: {"encoder_self": (L, h, S, S), "decoder_self": (L, h, T, T), "cross": (L, h, T, S)},
             computed by re-running the decoder on its own output (identical to the step-by-step
             weights, because the decoder is causal).
+    Refused: zh_words as in :func:`trace_translation`, or longer than the model's positional
+    table (``model.max_len``); max_len not a positive int; a model that is not an EncoderDecoder.
     """
+    _check_model(model, (EncoderDecoder,), " (for an AttentionGRUTranslator use trace_translation)")
+    _check_vocabs(src_vocab, tgt_vocab)
+    _checks.check_positive_int("max_len", max_len)
+    _check_words(zh_words)
+    if len(zh_words) > model.max_len:
+        raise ValueError(f"zh_words has {len(zh_words)} words, more than the model's positional table "
+                         f"(max_len={model.max_len}): keep at most its first {model.max_len} words")
     src = _source_ids(model, zh_words, src_vocab)  # (1, S)
     ids = _greedy_ids(model, src, torch.tensor([len(zh_words)]), max_len, tgt_vocab)
     words = tgt_vocab.decode(ids[0])
@@ -376,8 +546,9 @@ def cross_attention_alignment(model: EncoderDecoder, pairs: Sequence, src_vocab:
     check whether the peak of the step that emits an English word is its aligned Chinese word.
     Returns {"reordered": (L, h), "all_aligned": (L, h), "num_reordered": int}.
     """
+    _check_model(model, (EncoderDecoder,))
     src, _, tgt_in, _ = encode_pairs(pairs, src_vocab, tgt_vocab)
-    device = next(model.parameters()).device
+    device = _device(model)
     cross = _teacher_forced_maps(model, src.to(device), tgt_in.to(device))["cross"]  # (L, B, h, T, S)
     weights = [cross[:, b, :, :len(p.en), :len(p.zh)] for b, p in enumerate(pairs)]  # (L, h, en, zh)
     return alignment_hits(weights, pairs)

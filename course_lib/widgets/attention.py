@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import html
+import numbers
 from collections.abc import Callable, Sequence
 
 import ipywidgets
@@ -15,7 +17,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from ..viz import as_matrix, label_heatmap
-from .base import Blitter, FigureWidget, Memo, canvas_to_png, widget_figure
+from .base import MAX_TYPED_WORDS, Blitter, FigureWidget, Memo, canvas_to_png, status_note, widget_figure
 
 __all__ = ["TranslationAttentionView", "AttentionExplorer"]
 
@@ -75,13 +77,15 @@ class TranslationAttentionView:
     def update(self, source: Sequence[str], output: Sequence[str], weights, contexts=None,
                step: int = 0, title: str | None = None) -> None:
         """source: S words; output: T words; weights (T, S); contexts (T, d) or None; step in [0, T)."""
-        w = as_matrix(weights)
+        w = as_matrix(weights, "weights")
         if w.shape != (len(output), len(source)):
             raise ValueError(f"weights must have shape (len(output), len(source)) = "
                              f"({len(output)}, {len(source)}), got {w.shape}")
-        if not 0 <= step < len(output):
-            raise ValueError(f"step must be in [0, {len(output)}), got {step}")
-        c = None if contexts is None else as_matrix(contexts)
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step < len(output):
+            raise ValueError(f"step must be an int in [0, {len(output)}), got {step!r}")
+        c = None if contexts is None else as_matrix(contexts, "contexts")
+        if c is not None and c.shape[0] != len(output):
+            raise ValueError(f"contexts must have one row per output word ({len(output)}, d), got {c.shape}")
         words_key = (tuple(source), tuple(output), None if c is None else c.shape[1])
         if words_key != self._words_key:
             self._set_words(list(source), list(output), None if c is None else c.shape[1])
@@ -116,7 +120,7 @@ class TranslationAttentionView:
         self._image.set_extent((-0.5, S - 0.5, T - 0.5, -0.5))
         self.ax_map.set_xlim(-0.5, S - 0.5)
         self.ax_map.set_ylim(T - 0.5, -0.5)
-        label_heatmap(self.ax_map, source, output, (T, S))
+        label_heatmap(self.ax_map, source, output, (T, S), parse_math=False)  # typed words are text, not TeX
         self._frame.set_width(S)
         if self._bars is not None:
             self._bars.remove()
@@ -124,7 +128,7 @@ class TranslationAttentionView:
         self._bars = self.ax_bar.bar(range(S), np.zeros(S), animated=True)
         self.ax_bar.autoscale_view()  # now, not at the next full draw: blitting may come first
         self.ax_bar.set_xticks(range(S))
-        self.ax_bar.set_xticklabels(source, fontsize=9)
+        self.ax_bar.set_xticklabels(source, fontsize=9, parse_math=False)
         if d is not None:
             self._ctx_image.set_extent((-0.5, d - 0.5, 0.5, -0.5))
             self.ax_ctx.set_xlim(-0.5, d - 0.5)
@@ -145,12 +149,22 @@ class AttentionExplorer(FigureWidget):
     plain function, testable without a browser. The widget only moves controls and calls
     :meth:`TranslationAttentionView.update`. The last 64 traces are kept: going back to a
     sentence or a score function seen before translates nothing again.
+
+    A typed text is split by ``segment``; only its first ``max_words`` words are used (the status
+    line says so). An empty box, or a sentence the model refuses, leaves the picture as it was
+    and shows why in the status line.
     """
 
     def __init__(self, trace_fn: Callable[[str, list[str]], dict], sentences: Sequence[Sequence[str]],
-                 score_names: Sequence[str], segment: Callable[[str], list[str]] | None = None):
+                 score_names: Sequence[str], segment: Callable[[str], list[str]] | None = None,
+                 max_words: int = MAX_TYPED_WORDS):
         if not sentences:
             raise ValueError("sentences must not be empty")
+        if not score_names:
+            raise ValueError("score_names must not be empty")
+        if isinstance(max_words, bool) or not isinstance(max_words, numbers.Integral) or max_words < 1:
+            raise ValueError(f"max_words must be a positive int, got {max_words!r}")
+        self.max_words = int(max_words)
         self.view = TranslationAttentionView()
         super().__init__(self.view.fig)
         self.blitter = self.view.blitter  # the view blits its own figure
@@ -166,6 +180,7 @@ class AttentionExplorer(FigureWidget):
         self.step = ipywidgets.IntSlider(min=1, max=1, value=1, description="step")
         self.status = ipywidgets.HTML()
         self._trace = None
+        self._note = ""  # what the status line adds about the words shown (e.g. that a text was cut)
         self.watch([self.sentence], self._on_sentence)
         self.watch([self.score], self._compute)  # the same words, another trained model
         self.watch([self.typed], self._on_typed)
@@ -177,25 +192,36 @@ class AttentionExplorer(FigureWidget):
 
     # --- callbacks -----------------------------------------------------------
     def _on_sentence(self) -> None:
-        self._words = list(self.sentence.value)
-        self._compute()
+        self._compute(list(self.sentence.value))
 
     def _on_typed(self) -> None:
-        words = self.segment(self.typed.value)
-        if words:
-            self._words = words
-            self._compute()
+        words = list(self.segment(self.typed.value))
+        if not words:
+            self.tell("the box is empty: type a sentence and press Enter")
+            return
+        note = ""
+        if len(words) > self.max_words:
+            words, note = words[:self.max_words], f"only the first {self.max_words} words are used"
+        self._compute(words, note)
 
     # --- work -----------------------------------------------------------------
-    def _compute(self) -> None:
-        score, words = self.score.value, list(self._words)
+    def _compute(self, words: list[str] | None = None, note: str | None = None) -> None:
+        """Translate ``words`` (default: the words shown now) with the chosen score function and redraw.
+
+        The words become the widget's only once their translation worked.
+        """
+        score = self.score.value
+        words, note = (list(self._words), self._note) if words is None else (words, note or "")
         self._trace = self._traces.get((score, tuple(words)), lambda: self.trace_fn(score, words))
+        self._words, self._note = words, note
         n = len(self._trace["output"])
         with self.holding():  # a shorter translation clamps the step: one redraw, below
             self.step.max = n
             self.step.value = min(self.step.value, n)
-        self.status.value = (f"<b>{' '.join(self._trace['source'])}</b> → "
-                             f"<b>{' '.join(w for w in self._trace['output'] if w != '<eos>')}</b>")
+        source = " ".join(self._trace["source"])
+        output = " ".join(w for w in self._trace["output"] if w != "<eos>")
+        self.status.value = (f"<b>{html.escape(source, quote=False)}</b> → <b>{html.escape(output, quote=False)}</b>"
+                             + (f"<br>{status_note(note)}" if note else ""))
         self.redraw()
 
     def render(self) -> bytes:

@@ -3,7 +3,9 @@
 - :class:`Widget` owns the controls (``self.widget``, an ipywidgets box), the wiring from a control
   to a redraw (:meth:`Widget.watch`, :meth:`Widget.holding`), and :meth:`Widget.redraw`, which
   renders the current state, shows it and times it (outside a notebook too, so tests and
-  benchmarks exercise the real path).
+  benchmarks exercise the real path). A control's callback never raises: what goes wrong (a
+  typed text the model cannot read) becomes a short message in the status line
+  (:meth:`Widget.tell`, escaped), and the view keeps its last good picture.
 - :class:`HTMLWidget`: the view is an HTML element under the controls.
 - :class:`FigureWidget`: the view is the PNG of one matplotlib figure, replaced in place
   (``display(..., display_id=True)`` once, ``handle.update`` after).
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import time
 from collections import OrderedDict
@@ -30,7 +33,35 @@ from PIL import Image as PILImage
 
 from .. import viz  # noqa: F401  (importing viz registers the bundled Chinese font the labels need)
 
-__all__ = ["Widget", "HTMLWidget", "FigureWidget", "Blitter", "Memo", "widget_figure", "canvas_to_png"]
+__all__ = ["Widget", "HTMLWidget", "FigureWidget", "Blitter", "Memo", "widget_figure", "canvas_to_png",
+           "MESSAGE_CHARS", "MAX_TYPED_WORDS", "short_text", "status_note"]
+
+# A status message longer than this is cut (with "…"): a 5,000-character text is never echoed whole.
+MESSAGE_CHARS = 240
+
+# The most words of a typed sentence the translation widgets (notebooks 01, 02) read: more than the
+# corpus's longest sentence (14 words), few enough that a new sentence is drawn within the 150 ms a
+# typed text may take (benchmarks/widgets.py). The rest is cut, and the status line says so.
+MAX_TYPED_WORDS = 20
+
+
+def short_text(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with "…" (plain text: escape it before showing)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def status_note(message: str, color: str = "#d62728") -> str:
+    """A status-line message as HTML: ``message`` (plain text) shortened, escaped and coloured."""
+    return f"<span style='color:{color}'>{html.escape(short_text(message), quote=False)}</span>"
+
+
+def _describe(error: Exception) -> str:
+    """What a learner reads when a callback fails: the message of a ValueError or TypeError (the
+    library's answers to bad input), the kind of error as well for anything else."""
+    if isinstance(error, (ValueError, TypeError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def widget_figure(figsize, dpi: int = 80) -> Figure:
@@ -45,6 +76,8 @@ def widget_figure(figsize, dpi: int = 80) -> Figure:
 
 def canvas_to_png(fig: Figure) -> bytes:
     """The PNG of what ``fig``'s Agg canvas holds now, without drawing it again (fast: for widgets)."""
+    if not isinstance(fig, Figure) or not isinstance(fig.canvas, FigureCanvasAgg):
+        raise TypeError(f"fig must be a matplotlib Figure with an Agg canvas (widget_figure()), got {fig!r}")
     pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     buf = io.BytesIO()
     PILImage.fromarray(pixels).save(buf, format="PNG", compress_level=1)
@@ -59,6 +92,8 @@ class Memo:
     """
 
     def __init__(self, size: int = 32):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
         self.size = size
         self._items: OrderedDict = OrderedDict()
 
@@ -147,25 +182,58 @@ class Widget:
     A subclass builds its controls into ``self.widget``, calls :meth:`watch` on them and
     implements :meth:`render` (the current state -> what the view shows) and :meth:`present`
     (put that on screen). Every redraw's time, in ms, is appended to ``redraw_ms``.
+
+    ``self.status`` (an ``ipywidgets.HTML`` among the controls, set by the subclass) is where
+    :meth:`tell` says why a change was refused; ``self.message`` holds that reason as plain text
+    ("" when the last change worked; notes about a text that was used, e.g. that it was cut, are
+    only in the status line).
     """
 
     widget = None  # the ipywidgets box of controls, set by the subclass
+    status = None  # the ipywidgets.HTML status line, set by the subclass (None: messages are only kept)
 
     def __init__(self):
         self.redraw_ms: list[float] = []
+        self.message = ""
         self._held = 0
 
     # --- wiring -----------------------------------------------------------------------------
     def watch(self, controls: Iterable, action: Callable[[], None] | None = None) -> None:
-        """Call ``action`` (default :meth:`redraw`) when the value of any of ``controls`` changes."""
+        """Call ``action`` (default :meth:`redraw`) when the value of any of ``controls`` changes.
+
+        The call is guarded (:meth:`guarded`): an error becomes a message, never a traceback.
+        """
         act = action or self.redraw
 
         def on_change(change) -> None:
             if not self._held:  # see holding(): whoever holds redraws once, afterwards
-                act()
+                self.guarded(act)
 
         for control in controls:
             control.observe(on_change, names="value")
+
+    def guarded(self, action: Callable[[], None]) -> bool:
+        """Run ``action``; if it raises, show the error in the status line and return False.
+
+        A control's callback must never raise (in a notebook the learner would get a traceback
+        and a widget in a half-changed state). The view is only replaced when a redraw finishes,
+        so after an error it keeps the last good picture.
+        """
+        self.message = ""
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 (a callback's error is shown, whatever it is)
+            self.tell(_describe(error))
+            return False
+        return True
+
+    def tell(self, message: str) -> None:
+        """Say why a change was refused: ``message`` (plain text: escaped here, cut to ``MESSAGE_CHARS``) in red
+        in the status line, kept in ``self.message``; the view keeps its last good picture."""
+        self.message = short_text(message)
+        if self.status is not None:
+            self.status.value = status_note(message)
+            self.status.layout.display = None  # a status line hidden while empty shows itself
 
     @contextmanager
     def holding(self):
@@ -210,26 +278,35 @@ class HTMLWidget(Widget):
     def present(self, content: str) -> None:
         self.output.value = content
 
+    @property
+    def picture(self) -> str:
+        """What the view shows now (the HTML of the last good redraw)."""
+        return self.output.value
+
 
 class FigureWidget(Widget):
     """A widget whose view is one matplotlib figure, shown as a PNG replaced in place.
 
     ``fig`` is made with :func:`widget_figure`; ``self.blitter`` redraws it by blitting.
-    :meth:`render` returns the PNG bytes.
+    :meth:`render` returns the PNG bytes; ``self.picture`` is the PNG the view shows now (the
+    last good redraw).
     """
 
     def __init__(self, fig: Figure, keep_backgrounds: int = 16):
         super().__init__()
         self.fig = fig
         self.blitter = Blitter(fig, keep_backgrounds)
+        self.picture: bytes | None = None
         self._handle = None
 
     def present(self, png: bytes) -> None:
+        self.picture = png
         if self._handle is not None:
             self._handle.update(Image(data=png, format="png"))
 
     def show(self):
         """Display the controls, then the picture (a display handle, updated in place from now on)."""
         display(self.widget)
-        self._handle = display(Image(data=self.render(), format="png"), display_id=True)
+        self.picture = self.render()
+        self._handle = display(Image(data=self.picture, format="png"), display_id=True)
         return self

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import html
+import numbers
 
 import ipywidgets
 import numpy as np
@@ -18,12 +19,45 @@ import torch
 from matplotlib.patches import Rectangle
 
 from ..batching import IGNORE_INDEX
-from ..bert import BertModel, mask_tokens
+from ..bert import BertForPreTraining, BertModel, mask_tokens
 from ..training import evaluating
-from .base import FigureWidget, HTMLWidget, Memo, canvas_to_png, widget_figure
+from .base import FigureWidget, HTMLWidget, Memo, canvas_to_png, status_note, widget_figure
 
 __all__ = ["masking_html", "MaskingExplorer", "fill_mask", "FillMaskExplorer", "bert_attentions", "attention_grid",
-           "ModelView", "head_roles"]
+           "ModelView", "head_roles", "MAX_MASKING_TOKENS", "MAX_VIEW_TOKENS"]
+
+# The most tokens a widget reads from typed text; the rest is cut and the status line says so.
+MAX_MASKING_TOKENS = 512  # what BERT reads: its positional table (max_position_embeddings)
+MAX_VIEW_TOKENS = 48      # the model view: beyond it the labels overlap and a redraw takes more than 150 ms
+
+
+def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _encode(tokenizer, text_a: str, text_b: str | None, max_length: int | None) -> tuple[dict, bool]:
+    """``tokenizer.encode(text_a, text_b)``, cut to ``max_length`` tokens (the longer sentence first,
+    as ``encode`` cuts); and whether anything was cut."""
+    for name, text in (("text_a", text_a), ("text_b", text_b)):
+        if not isinstance(text, str) and not (name == "text_b" and text is None):
+            raise TypeError(f"{name} must be a str{' or None' if name == 'text_b' else ''}, got {type(text).__name__}")
+    _check_positive_int("max_length", max_length, allow_none=True)
+    encoded = tokenizer.encode(text_a, text_b)
+    if max_length is None or len(encoded["input_ids"]) <= max_length:
+        return encoded, False
+    return tokenizer.encode(text_a, text_b, max_length=max_length), True
+
+
+def _a_is_empty(encoded: dict) -> bool:
+    """True when sentence A gave no token: only [CLS] and its [SEP] are in segment 0."""
+    return encoded["token_type_ids"].count(0) == 2
+
+
+def _cut_note(max_length: int) -> str:
+    return f"only the first {max_length} tokens are used (the longer sentence is cut first)"
 
 _KIND_STYLE = {
     "mask": ("#d62728", "→ [MASK] (80%)"),
@@ -32,12 +66,21 @@ _KIND_STYLE = {
 }
 
 
-def masking_html(tokenizer, text_a: str, text_b: str | None = None, rate: float = 0.15, seed: int = 0) -> tuple[str, dict]:
+def masking_html(tokenizer, text_a: str, text_b: str | None = None, rate: float = 0.15, seed: int = 0,
+                 max_length: int | None = None) -> tuple[str, dict]:
     """Apply the MLM rule to a sentence (pair) and colour what happened to each selected token.
 
     Returns (HTML, counts) with counts of "selected", "mask", "random", "kept" and "tokens" (ordinary ones).
+    ``max_length``: use at most this many tokens (``tokenizer.encode``'s cut). Every token is
+    escaped: typed HTML shows as text.
     """
-    ids = torch.tensor([tokenizer.encode(text_a, text_b)["input_ids"]])
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    return _masking_html(tokenizer, _encode(tokenizer, text_a, text_b, max_length)[0], rate, seed)
+
+
+def _masking_html(tokenizer, encoded: dict, rate: float, seed: int) -> tuple[str, dict]:
+    ids = torch.tensor([encoded["input_ids"]])
     inputs, labels = mask_tokens(ids, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_id,
                                  special_token_ids=tokenizer.special_ids, mlm_probability=rate,
                                  generator=torch.Generator().manual_seed(seed))
@@ -68,57 +111,105 @@ class MaskingExplorer(HTMLWidget):
     """Widget: a sentence (and an optional second one), the masking rate and the seed.
 
     The view is HTML (``self.output``, under the controls); ``self.counts`` holds the counts
-    of the last redraw (see :func:`masking_html`).
+    of the last redraw (see :func:`masking_html`). Only the first ``max_tokens`` tokens of the
+    pair are used (BERT reads 512); a status line, shown only when it has something to say, tells
+    when a text was cut or sentence A is empty.
     """
 
-    def __init__(self, tokenizer, text_a: str = "the man went to the store", text_b: str = "he bought a gallon of milk"):
+    def __init__(self, tokenizer, text_a: str = "the man went to the store", text_b: str = "he bought a gallon of milk",
+                 max_tokens: int = MAX_MASKING_TOKENS):
+        _check_positive_int("max_tokens", max_tokens)
         super().__init__()
-        self.tokenizer = tokenizer
+        self.tokenizer, self.max_tokens = tokenizer, int(max_tokens)
         layout = ipywidgets.Layout(width="480px")
         self.text_a = ipywidgets.Text(value=text_a, description="sentence A", continuous_update=False, layout=layout)
         self.text_b = ipywidgets.Text(value=text_b, description="sentence B", continuous_update=False, layout=layout)
         self.rate = ipywidgets.FloatSlider(value=0.15, min=0.05, max=0.5, step=0.05, description="rate")
         self.seed = ipywidgets.IntSlider(value=0, min=0, max=99, description="seed")
+        self.status = ipywidgets.HTML(layout=ipywidgets.Layout(display="none"))  # shown only with a message
         self.watch([self.text_a, self.text_b, self.rate, self.seed])
         self.widget = ipywidgets.VBox([self.text_a, self.text_b, ipywidgets.HBox([self.rate, self.seed]),
-                                       self.output])
+                                       self.status, self.output])
         self.redraw()
 
     def render(self) -> str:
-        text, self.counts = masking_html(self.tokenizer, self.text_a.value, self.text_b.value or None,
-                                         self.rate.value, self.seed.value)
+        encoded, cut = _encode(self.tokenizer, self.text_a.value, self.text_b.value or None, self.max_tokens)
+        text, self.counts = _masking_html(self.tokenizer, encoded, self.rate.value, self.seed.value)
+        notes = ["sentence A is empty"] * _a_is_empty(encoded) + [_cut_note(self.max_tokens)] * cut
+        _show_notes(self, notes)
         return text
 
 
+def _show_notes(widget, notes: list[str]) -> None:
+    """Put ``notes`` (about a text that was used) in a status line that shows itself only when there is
+    something to say; an empty list hides it."""
+    widget.status.value = status_note("; ".join(notes)) if notes else ""
+    widget.status.layout.display = None if notes else "none"
+
+
 @torch.no_grad()
-def fill_mask(model, tokenizer, text: str, top: int = 10) -> tuple[list[str], list[tuple[str, float]]]:
+def fill_mask(model, tokenizer, text: str, top: int = 10,
+              max_length: int | None = None) -> tuple[list[str], list[tuple[str, float]]]:
     """The tokens of ``text`` and the ``top`` predictions (token, probability) at its first [MASK].
 
     ``model`` is a :class:`~course_lib.bert.BertForPreTraining`; a second sentence may follow [SEP].
+    ``max_length``: use at most this many tokens (``tokenizer.encode``'s cut). Refused
+    (``ValueError`` / ``TypeError`` naming the argument): a text that is not a str, is empty,
+    has more than one [SEP], has no [MASK] (in the tokens used), or is longer than the model's
+    positional table; ``top`` not in [1, vocabulary size].
     """
+    tokens, table, _ = _fill_mask(model, tokenizer, text, top, max_length)
+    return tokens, table
+
+
+def _fill_mask(model, tokenizer, text: str, top: int, max_length: int | None):
+    """:func:`fill_mask`, and whether the text was cut to ``max_length`` tokens."""
+    if not isinstance(model, BertForPreTraining):
+        raise TypeError(f"model must be a course_lib.bert.BertForPreTraining, got {type(model).__name__}")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    _check_positive_int("top", top)
+    if top > len(tokenizer):
+        raise ValueError(f"top must be at most the vocabulary size {len(tokenizer)}, got {top}")
     parts = [p.strip() for p in text.split("[SEP]") if p.strip()]
     if not parts:
-        raise ValueError("text is empty")
-    encoded = tokenizer.encode(parts[0], parts[1] if len(parts) > 1 else None)
+        raise ValueError("text is empty: write a sentence with [MASK] where a word should be predicted")
+    if len(parts) > 2:
+        raise ValueError(f"text must be one sentence, or two with one [SEP] between them; got {len(parts)} "
+                         f"sentences")
+    encoded, cut = _encode(tokenizer, parts[0], parts[1] if len(parts) > 1 else None, max_length)
     ids = torch.tensor([encoded["input_ids"]])
+    positions = model.bert.config.max_position_embeddings
+    if ids.shape[1] > positions:
+        raise ValueError(f"text has {ids.shape[1]} tokens, more than the model's max_position_embeddings="
+                         f"{positions}: shorten it, or pass max_length")
     where = (ids[0] == tokenizer.mask_id).nonzero()
     if len(where) == 0:
-        raise ValueError("write [MASK] where a word should be predicted")
+        raise ValueError(f"text has no [MASK] in its first {max_length} tokens, all that is used" if cut else
+                         "write [MASK] where a word should be predicted")
     with evaluating(model):
         logits, _, _ = model(ids, torch.tensor([encoded["token_type_ids"]]))
     probs = torch.softmax(logits[0, int(where[0])], -1)
     best = torch.topk(probs, top)
     tokens = [tokenizer.itos[i] for i in ids[0].tolist()]
-    return tokens, [(tokenizer.itos[i], p) for i, p in zip(best.indices.tolist(), best.values.tolist())]
+    return tokens, [(tokenizer.itos[i], p) for i, p in zip(best.indices.tolist(), best.values.tolist())], cut
 
 
 class FillMaskExplorer(FigureWidget):
-    """Widget: type a sentence with [MASK]; bars show what the model would put there."""
+    """Widget: type a sentence with [MASK]; bars show what the model would put there.
+
+    Only the first ``max_position_embeddings`` tokens of a text are used (the status line says
+    when it was cut); a text the model cannot read keeps the last picture and says why.
+    """
 
     def __init__(self, model, tokenizer, text: str = "the man went to [MASK] store . he bought a gallon of milk .",
                  top: int = 10):
+        if not isinstance(model, BertForPreTraining):
+            raise TypeError(f"model must be a course_lib.bert.BertForPreTraining, got {type(model).__name__}")
+        _check_positive_int("top", top)
         super().__init__(widget_figure((6.5, 3.0)))
         self.model, self.tokenizer, self.top = model, tokenizer, top
+        self.max_tokens = model.bert.config.max_position_embeddings
         self.text = ipywidgets.Text(value=text, description="text", continuous_update=False,
                                     layout=ipywidgets.Layout(width="560px"))
         self.status = ipywidgets.HTML()
@@ -134,25 +225,41 @@ class FillMaskExplorer(FigureWidget):
 
     def render(self) -> bytes:
         try:
-            tokens, table = fill_mask(self.model, self.tokenizer, self.text.value, self.top)
+            tokens, table, cut = _fill_mask(self.model, self.tokenizer, self.text.value, self.top, self.max_tokens)
         except ValueError as error:
-            self.status.value = f"<span style='color:#d62728'>{html.escape(str(error))}</span>"
-            return canvas_to_png(self.fig)
+            self.tell(str(error))
+            return canvas_to_png(self.fig)  # the last good picture
         for bar, (_, p) in zip(self.bars, table):
             bar.set_width(p)
         self.ax.set_yticklabels([w for w, _ in table], fontsize=9)
         unknown = [t for t in tokens if t == "[UNK]"]
         self.status.value = (f"model input: {html.escape(' '.join(tokens))}"
                              + (" <span style='color:#d62728'>(a word is not in the vocabulary)</span>"
-                                if unknown else ""))
+                                if unknown else "")
+                             + (f"<br>{status_note(_cut_note(self.max_tokens))}" if cut else ""))
         self.fig.canvas.draw()
         return canvas_to_png(self.fig)
 
 
 @torch.no_grad()
-def bert_attentions(model: BertModel, tokenizer, text_a: str, text_b: str | None = None):
-    """Tokens and every attention map of ``model`` for one sentence (pair): (tokens, tensor (L, h, T, T))."""
-    encoded = tokenizer.encode(text_a, text_b)
+def bert_attentions(model: BertModel, tokenizer, text_a: str, text_b: str | None = None,
+                    max_length: int | None = None):
+    """Tokens and every attention map of ``model`` for one sentence (pair): (tokens, tensor (L, h, T, T)).
+
+    ``max_length``: use at most this many tokens (``tokenizer.encode``'s cut). Refused: texts that
+    are not str, and a pair longer than the model's max_position_embeddings.
+    """
+    if not isinstance(model, BertModel):
+        raise TypeError(f"model must be a course_lib.bert.BertModel, got {type(model).__name__}")
+    return _attentions(model, tokenizer, _encode(tokenizer, text_a, text_b, max_length)[0])
+
+
+@torch.no_grad()
+def _attentions(model: BertModel, tokenizer, encoded: dict):
+    positions = model.config.max_position_embeddings
+    if len(encoded["input_ids"]) > positions:
+        raise ValueError(f"text_a and text_b make {len(encoded['input_ids'])} tokens, more than the model's "
+                         f"max_position_embeddings={positions}: shorten them, or pass max_length")
     with evaluating(model):
         out = model(torch.tensor([encoded["input_ids"]]), torch.tensor([encoded["token_type_ids"]]))
     return [tokenizer.itos[i] for i in encoded["input_ids"]], torch.stack([a[0] for a in out.attentions])
@@ -163,6 +270,12 @@ def attention_grid(attentions: torch.Tensor, gap: int = 1) -> np.ndarray:
 
     One image instead of L*h small ones: drawing it costs one ``imshow``, whatever the number of heads.
     """
+    if not isinstance(attentions, torch.Tensor):
+        raise TypeError(f"attentions must be a tensor (L, h, T, T), got {type(attentions).__name__}")
+    if attentions.dim() != 4 or attentions.shape[-1] != attentions.shape[-2] or 0 in attentions.shape:
+        raise ValueError(f"attentions must have shape (L, h, T, T), got {tuple(attentions.shape)}")
+    if isinstance(gap, bool) or not isinstance(gap, numbers.Integral) or gap < 0:
+        raise ValueError(f"gap must be an int >= 0, got {gap!r}")
     L, h, T, _ = attentions.shape
     grid = np.full((L * (T + gap) - gap, h * (T + gap) - gap), np.nan)
     for layer in range(L):
@@ -179,12 +292,22 @@ class ModelView(FigureWidget):
     ticks are drawn once; a new text paints its grid and word labels over them and keeps that as the
     background; choosing a layer or head then only repaints the enlarged map and the frame. The
     attention and background of the last 16 texts are kept: going back to one runs no model.
+
+    Only the first ``max_tokens`` tokens of the pair are shown (the longer sentence is cut first).
+    The status line under the controls shows itself only with something to say: that a text was
+    cut, that sentence A is empty, or why a text could not be shown (the picture stays as it was).
     """
 
     def __init__(self, model: BertModel, tokenizer, text_a: str = "the man went to the store",
-                 text_b: str = "he bought a gallon of milk"):
+                 text_b: str = "he bought a gallon of milk", max_tokens: int = MAX_VIEW_TOKENS):
+        if not isinstance(model, BertModel):
+            raise TypeError(f"model must be a course_lib.bert.BertModel, got {type(model).__name__}")
+        _check_positive_int("max_tokens", max_tokens)
+        if max_tokens < 3:
+            raise ValueError(f"max_tokens must leave room for [CLS] and two [SEP], got {max_tokens}")
         super().__init__(widget_figure((12.0, 5.0)))
         self.model, self.tokenizer = model, tokenizer
+        self.max_tokens = min(int(max_tokens), model.config.max_position_embeddings)
         self._attentions = Memo(16)
         L, h = model.config.num_hidden_layers, model.config.num_attention_heads
         layout = ipywidgets.Layout(width="420px")
@@ -194,7 +317,9 @@ class ModelView(FigureWidget):
         self.head = ipywidgets.IntSlider(value=1, min=1, max=h, description="head")
         self.watch([self.text_a, self.text_b], self._new_text)
         self.watch([self.layer, self.head])
-        self.widget = ipywidgets.VBox([self.text_a, self.text_b, ipywidgets.HBox([self.layer, self.head])])
+        self.status = ipywidgets.HTML(layout=ipywidgets.Layout(display="none"))  # shown only with a message
+        self.widget = ipywidgets.VBox([self.text_a, self.text_b, ipywidgets.HBox([self.layer, self.head]),
+                                       self.status])
 
         # made once: the grid (one image, in head x layer units, so its ticks never change) and the
         # enlarged map (no axes: its word labels are plain text, cheaper than ticks)
@@ -221,9 +346,17 @@ class ModelView(FigureWidget):
         self._new_text(redraw=False)
         self.redraw()
 
+    def _read(self, text_a: str, text_b: str | None):
+        """Tokens, attention (L, h, T, T) and notes for a typed pair (at most ``max_tokens`` tokens)."""
+        encoded, cut = _encode(self.tokenizer, text_a, text_b, self.max_tokens)
+        tokens, attn = _attentions(self.model, self.tokenizer, encoded)
+        notes = ["sentence A is empty"] * _a_is_empty(encoded) + [_cut_note(self.max_tokens)] * cut
+        return tokens, attn, notes
+
     def _new_text(self, redraw: bool = True) -> None:
         key = (self.text_a.value, self.text_b.value or None)
-        self.tokens, self.attn = self._attentions.get(key, lambda: bert_attentions(self.model, self.tokenizer, *key))
+        self.tokens, self.attn, notes = self._attentions.get(key, lambda: self._read(*key))
+        _show_notes(self, notes)
         T = self.attn.shape[-1]
         extent = (-0.5, T - 0.5, T - 0.5, -0.5)
         self.big.set_extent(extent)
@@ -233,10 +366,11 @@ class ModelView(FigureWidget):
             self.grid.set_data(attention_grid(self.attn))
             for text in self.labels:
                 text.remove()
+            # typed tokens are text, never TeX (parse_math=False)
             self.labels = [self.ax_big.text(j, T - 0.3, token, rotation=90, ha="center", va="top", fontsize=8,
-                                            animated=True) for j, token in enumerate(self.tokens)]
-            self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8, animated=True)
-                            for i, token in enumerate(self.tokens)]
+                                            animated=True, parse_math=False) for j, token in enumerate(self.tokens)]
+            self.labels += [self.ax_big.text(-0.7, i, token, ha="right", va="center", fontsize=8, animated=True,
+                                             parse_math=False) for i, token in enumerate(self.tokens)]
             # the new background: the fixed parts, plus this text's grid and word labels painted on them
             self.blitter.save(key, over=self._base, paint=[self.grid, *self.labels])
         if redraw:
@@ -259,8 +393,16 @@ def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict
     pairs: (sentence_a, sentence_b or None). For every real query token (padding excluded), the
     weight on: "[CLS]", "[SEP]" (either of them), "previous" token, "next" token, "itself", and
     "same word" (other positions holding the same token, for queries that have one). Returns
-    role -> (L, h) mean weight.
+    role -> (L, h) mean weight. Refused: no pairs, a batch_size that is not a positive int, and a
+    pair longer than the model's max_position_embeddings.
     """
+    if not isinstance(model, BertModel):
+        raise TypeError(f"model must be a course_lib.bert.BertModel, got {type(model).__name__}")
+    if isinstance(pairs, (str, bytes)) or not hasattr(pairs, "__len__"):
+        raise TypeError(f"pairs must be a list of (sentence_a, sentence_b or None), got {type(pairs).__name__}")
+    if len(pairs) == 0:
+        raise ValueError("pairs must hold at least one (sentence_a, sentence_b or None) pair, got none")
+    _check_positive_int("batch_size", batch_size)
     L, h = model.config.num_hidden_layers, model.config.num_attention_heads
     sums = {role: torch.zeros(L, h) for role in ("[CLS]", "[SEP]", "previous", "next", "itself", "same word")}
     counts = {role: 0 for role in sums}
@@ -270,6 +412,9 @@ def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict
             batch = tokenizer.encode_batch(*zip(*pairs[i:i + batch_size]))            # each (B, T)
             ids, real = batch["input_ids"], batch["attention_mask"].bool()
             T = ids.shape[1]
+            if T > model.config.max_position_embeddings:
+                raise ValueError(f"pairs[{i}:{i + batch_size}] has a pair of {T} tokens, more than the model's "
+                                 f"max_position_embeddings={model.config.max_position_embeddings}")
             attn = torch.stack(model(ids, batch["token_type_ids"], batch["attention_mask"]).attentions, 1)
             # attn: (B, L, h, T, T)
             keys = {"[CLS]": ids == tokenizer.cls_id, "[SEP]": ids == tokenizer.sep_id}

@@ -10,6 +10,8 @@ Each renders into one figure outside pyplot and swaps a PNG in place (see :mod:`
 
 from __future__ import annotations
 
+import html
+import numbers
 from collections.abc import Callable, Sequence
 
 import ipywidgets
@@ -19,12 +21,32 @@ from matplotlib.patches import Rectangle
 
 from ..diagnostics import softmax_saturation
 from ..transformer import sinusoidal_positional_encoding
-from .base import FigureWidget, Memo, widget_figure
+from .base import MAX_TYPED_WORDS, FigureWidget, Memo, status_note, widget_figure
 
 __all__ = ["ScalingExplorer", "PositionExplorer", "TransformerAttentionExplorer", "position_similarity",
            "ATTENTION_KINDS"]
 
 _UNSCALED, _SCALED = "#d62728", "#1f77b4"
+
+
+def _check_sizes(name: str, values, allow_empty: bool = False) -> list[int]:
+    """``values`` as a list of positive ints (a list of widths or key dimensions); refused otherwise."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of positive ints, got {type(values).__name__}")
+    values = list(values)
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must hold at least one size, got none")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must hold positive ints, got {v!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} must not repeat a size, got {values}")
+    return [int(v) for v in values]
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class ScalingExplorer(FigureWidget):
@@ -37,6 +59,11 @@ class ScalingExplorer(FigureWidget):
 
     def __init__(self, d_ks: Sequence[int] = tuple(2 ** i for i in range(11)), n_keys: int = 16,
                  num_queries: int = 256, seed: int = 0):
+        d_ks = _check_sizes("d_ks", d_ks)
+        _check_positive_int("n_keys", n_keys)
+        _check_positive_int("num_queries", num_queries)
+        if n_keys < 2:
+            raise ValueError(f"n_keys must be at least 2 (softmax over one key is always 1), got {n_keys}")
         super().__init__(widget_figure((10.0, 3.3)))
         self.n_keys, self.num_queries, self.seed = n_keys, num_queries, seed
         self.d_ks = list(d_ks)
@@ -103,10 +130,24 @@ class ScalingExplorer(FigureWidget):
 
 
 def position_similarity(pe: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity between every two rows of a positional table: (max_len, d) -> (max_len, max_len)."""
-    if not isinstance(pe, torch.Tensor) or pe.dim() != 2:
-        raise ValueError(f"pe must be a 2-D tensor (max_len, d_model), got {getattr(pe, 'shape', type(pe))}")
-    unit = pe / pe.norm(dim=1, keepdim=True)
+    """Cosine similarity between every two rows of a positional table: (max_len, d) -> (max_len, max_len).
+
+    Refused: anything but a 2-D floating-point tensor (``TypeError`` / ``ValueError``), NaN or
+    infinite entries, and an all-zero row (its cosine with anything is undefined).
+    """
+    if not isinstance(pe, torch.Tensor):
+        raise TypeError(f"pe must be a 2-D tensor (max_len, d_model), got {type(pe).__name__}")
+    if pe.dim() != 2 or 0 in pe.shape:
+        raise ValueError(f"pe must be a 2-D tensor (max_len, d_model), got shape {tuple(pe.shape)}")
+    if not pe.is_floating_point():
+        raise TypeError(f"pe must be a floating-point tensor, got dtype {pe.dtype}")
+    if not torch.isfinite(pe).all():
+        raise ValueError("pe must hold finite numbers, got NaN or infinite entries")
+    norms = pe.norm(dim=1, keepdim=True)
+    if (norms == 0).any():
+        raise ValueError(f"pe must have no all-zero row (its cosine similarity is undefined), "
+                         f"got one at row {int((norms[:, 0] == 0).nonzero()[0])}")
+    unit = pe / norms
     return unit @ unit.T
 
 
@@ -119,6 +160,12 @@ class PositionExplorer(FigureWidget):
     """
 
     def __init__(self, max_len: int = 64, d_models: Sequence[int] = (16, 32, 64, 128, 512), position: int = 10):
+        _check_positive_int("max_len", max_len)
+        if max_len < 2:
+            raise ValueError(f"max_len must be at least 2 (a position and its neighbour), got {max_len}")
+        d_models = _check_sizes("d_models", d_models)
+        if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not 0 <= position < max_len:
+            raise ValueError(f"position must be an int in [0, max_len={max_len}), got {position!r}")
         super().__init__(widget_figure((10.0, 3.4)))
         self.max_len = max_len
         self.position = ipywidgets.IntSlider(min=0, max=max_len - 1, value=position, description="position p")
@@ -202,17 +249,26 @@ class TransformerAttentionExplorer(FigureWidget):
     the model and vocabularies bound: keys ``source``, ``output``, ``target_inputs`` and ``maps``
     (kind -> (L, h, rows, columns)). The last 64 traces are kept, so a sentence seen before is
     not translated again.
+
+    A typed text is split by ``segment``; only its first ``max_words`` words are used (keep it
+    within the model's positional table, ``max_len``; the status line says when a text was cut).
+    An empty box, or a sentence the model refuses, leaves the picture as it was and shows why
+    in the status line.
     """
 
     def __init__(self, trace_fn: Callable[[list[str]], dict], sentences: Sequence[Sequence[str]],
-                 segment: Callable[[str], list[str]] | None = None, kind: str = "cross"):
+                 segment: Callable[[str], list[str]] | None = None, kind: str = "cross",
+                 max_words: int = MAX_TYPED_WORDS):
         if not sentences:
             raise ValueError("sentences must not be empty")
-        if kind not in ATTENTION_KINDS:
+        if not isinstance(kind, str) or kind not in ATTENTION_KINDS:
             raise ValueError(f"kind must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
+        _check_positive_int("max_words", max_words)
         super().__init__(widget_figure((10.0, 4.2)))
         self.trace_fn = trace_fn
         self.segment = segment or str.split
+        self.max_words = int(max_words)
+        self._note = ""  # what the status line adds about the words shown (e.g. that a text was cut)
         self._traces = Memo(64)
         self._trace = self._traced(list(sentences[0]))
         L, h = self._trace["maps"]["cross"].shape[:2]
@@ -241,12 +297,18 @@ class TransformerAttentionExplorer(FigureWidget):
         return self._traces.get(tuple(words), lambda: self.trace_fn(list(words)))
 
     def _on_typed(self) -> None:
-        words = self.segment(self.typed.value)
-        if words:
-            self._new_sentence(words)
+        words = list(self.segment(self.typed.value))
+        if not words:
+            self.tell("the box is empty: type a sentence and press Enter")
+            return
+        note = ""
+        if len(words) > self.max_words:
+            words, note = words[:self.max_words], f"only the first {self.max_words} words are used"
+        self._new_sentence(words, note)
 
-    def _new_sentence(self, words: list[str]) -> None:
-        self._trace = self._traced(words)
+    def _new_sentence(self, words: list[str], note: str = "") -> None:
+        self._trace = self._traced(words)  # stays as it was when the model refuses the words
+        self._note = note
         self.redraw()
 
     def selected(self) -> tuple[np.ndarray, list[str], list[str]]:
@@ -298,9 +360,10 @@ class TransformerAttentionExplorer(FigureWidget):
         for text in self.labels:
             text.remove()
         vertical = max(map(len, cols)) > 3
+        # typed words are text, never TeX (parse_math=False: a typed "$x$" stays "$x$")
         self.labels = [self.ax_main.text(j, len(rows) - 0.3, word, rotation=90 if vertical else 0, ha="center",
-                                         va="top", fontsize=9) for j, word in enumerate(cols)]
-        self.labels += [self.ax_main.text(-0.7, i, word, ha="right", va="center", fontsize=9)
+                                         va="top", fontsize=9, parse_math=False) for j, word in enumerate(cols)]
+        self.labels += [self.ax_main.text(-0.7, i, word, ha="right", va="center", fontsize=9, parse_math=False)
                         for i, word in enumerate(rows)]
         self.blitter.save(key)
 
@@ -316,7 +379,8 @@ class TransformerAttentionExplorer(FigureWidget):
             frame.set_visible(self.head.value in (m, -1))
         head = "mean of the heads" if self.head.value < 0 else f"head {self.head.value + 1}"
         self.title.set_text(f"{self.kind.value} attention, layer {self.layer.value + 1}, {head}")
-        source, output = self._trace["source"], self._trace["output"]
-        self.status.value = (f"<b>{' '.join(source)}</b> → <b>{' '.join(w for w in output if w != '<eos>')}</b>"
-                             f"<br>rows: {meaning}")
+        source = html.escape(" ".join(self._trace["source"]), quote=False)
+        output = html.escape(" ".join(w for w in self._trace["output"] if w != "<eos>"), quote=False)
+        self.status.value = (f"<b>{source}</b> → <b>{output}</b><br>rows: {meaning}"
+                             + (f"<br>{status_note(self._note)}" if self._note else ""))
         return self.blitter.png([self.main_image, *self.small_images, *self.frames, self.title])

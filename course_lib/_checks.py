@@ -56,6 +56,7 @@ __all__ = [
     "check_bool",
     "check_device",
     "check_writable_path",
+    "check_path",
     "check_checkpoint_keys",
     "ID_DTYPES",
 ]
@@ -290,6 +291,22 @@ def check_writable_path(name: str, path):
                 raise ValueError(f"{name}={str(path)!r} cannot be written: no permission to write in {str(parent)!r}")
             break
     return path
+
+
+def check_path(name: str, path):
+    """``path`` must be a str or path (not empty) naming a file or folder to read; returns it as a ``pathlib.Path``.
+
+    Only the kind of object is checked (``TypeError`` for None, an int, bytes ...; ``ValueError``
+    for ''): whether it exists, and is a file or a folder, the caller says in its own words.
+    """
+    import os
+    import pathlib
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or a pathlib.Path, got {type(path).__name__} {path!r:.60}")
+    if str(path) == "":
+        raise ValueError(f"{name} must name a file or folder, got ''")
+    return pathlib.Path(path)
 
 
 def check_checkpoint_keys(source: str, found: Iterable[str], expected: Iterable[str],

@@ -18,6 +18,7 @@ Shapes: B batch, T tokens, H hidden size, h heads, V vocabulary size.
 from __future__ import annotations
 
 import json
+import numbers
 import pathlib
 import random
 import re
@@ -25,12 +26,14 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
 from . import _checks
 from .batching import IGNORE_INDEX  # MLM labels at positions that were not selected: no loss there
+from .tokenizers import WordPieceTokenizer
 from .training import evaluating
 from .transformer import EncoderLayer, init_normal
 
@@ -62,6 +65,7 @@ class BertConfig:
             _checks.check_positive_int(name, getattr(self, name))
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             _checks.check_probability(name, getattr(self, name))
+        _checks.check_number("layer_norm_eps", self.layer_norm_eps, positive=True)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size must be divisible by num_attention_heads, got {self.hidden_size} and "
                              f"{self.num_attention_heads}")
@@ -70,9 +74,25 @@ class BertConfig:
 
     @classmethod
     def from_json(cls, path) -> "BertConfig":
-        """Read a Hugging Face ``config.json``, keeping the fields this class knows."""
-        raw = json.loads(pathlib.Path(path).read_text())
-        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+        """Read a Hugging Face ``config.json``, keeping the fields this class knows.
+
+        Refused: a missing file, one that is not a JSON object, a config of another model type.
+        """
+        path = _checks.check_path("path", path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file at {path}")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a JSON config file: {e}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} must hold a JSON object of BERT settings, got a {type(raw).__name__}")
+        if raw.get("model_type", "bert") != "bert":
+            raise ValueError(f"{path} describes a {raw['model_type']!r} model, not a BERT one")
+        try:
+            return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{path}: {e}") from None
 
 
 class BertOutput(NamedTuple):
@@ -86,6 +106,11 @@ class BertModel(nn.Module):
 
     attention_mask: (B, T), 1 for real tokens, 0 for padding (no position attends to padding).
     The attention is **bidirectional**: every real token sees every real token, before and after it.
+
+    Refused, naming the argument: input_ids not a (B, T) integer tensor with 1 <= T <=
+    max_position_embeddings and ids in [0, vocab_size); token_type_ids not an integer tensor like
+    input_ids with ids in [0, type_vocab_size); an attention_mask not an integer or bool tensor of
+    0 and 1 like input_ids (a float one may be an additive mask, 0 and -inf: the opposite meaning).
     """
 
     def __init__(self, config: BertConfig):
@@ -107,6 +132,15 @@ class BertModel(nn.Module):
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
         self.apply(init_normal)
 
+    def _check_embed(self, input_ids, token_type_ids=None):
+        """The input checks of :meth:`embed`."""
+        c = self.config
+        _checks.check_token_ids("input_ids", input_ids, c.vocab_size, c.max_position_embeddings,
+                                limit="max_position_embeddings")
+        if token_type_ids is not None:
+            _check_ids_like("token_type_ids", token_type_ids, input_ids, c.type_vocab_size, "type_vocab_size")
+
+    @_checks.checked_by(_check_embed)
     def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Token + segment + position embeddings, LayerNorm, dropout: (B, T) -> (B, T, H)."""
         T = input_ids.shape[1]
@@ -118,14 +152,9 @@ class BertModel(nn.Module):
 
     def _check_inputs(self, input_ids, token_type_ids=None, attention_mask=None):
         """The input checks of :meth:`forward`."""
-        c = self.config
-        _checks.check_token_ids("input_ids", input_ids, c.vocab_size, c.max_position_embeddings,
-                                limit="max_position_embeddings")
-        if token_type_ids is not None:
-            _checks.check_same_shape("token_type_ids", token_type_ids, "input_ids", input_ids)
-            _checks.check_id_range("token_type_ids", token_type_ids, c.type_vocab_size, "type_vocab_size")
+        self._check_embed(input_ids, token_type_ids)
         if attention_mask is not None:
-            _checks.check_same_shape("attention_mask", attention_mask, "input_ids", input_ids)
+            _check_attention_mask("attention_mask", attention_mask, tuple(input_ids.shape), "input_ids")
 
     @_checks.checked_by(_check_inputs)
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
@@ -147,21 +176,73 @@ class BertModel(nn.Module):
         Every tensor of the checkpoint is renamed to this module's name and the whole state dict
         loaded strictly: a missing or unused tensor raises ``ValueError`` naming it. Skipped: the
         ``position_ids`` buffer and the pretraining heads (``cls.*``) that BertModel has not.
+        Names and shapes are checked against config.json before the model is built: a file that
+        does not fit (another size, a damaged header) is refused without building it.
         """
-        path = pathlib.Path(path)
+        path = _checks.check_path("path", path)
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise FileNotFoundError(f"{path} must contain config.json and model.safetensors (a BERT folder)")
-        model = cls(BertConfig.from_json(path / "config.json"))
-        state = load_file(str(path / "model.safetensors"))
+        config = BertConfig.from_json(path / "config.json")
+        file = path / "model.safetensors"
+        shapes = _safetensors_shapes(file)
         # BertForPreTraining & co. save the encoder under "bert.", BertModel without a prefix
-        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+        prefix = "bert." if any(k.startswith("bert.") for k in shapes) else ""
+        layers = {m[1] for k in shapes if (m := re.match(rf"{re.escape(prefix)}encoder\.layer\.(\d+)\.", k))}
+        if len(layers) != config.num_hidden_layers:
+            raise ValueError(f"{file} holds {len(layers)} encoder layers, but config.json says "
+                             f"num_hidden_layers={config.num_hidden_layers}")
         # very old checkpoints call LayerNorm's weight and bias gamma and beta
-        norm = ("gamma", "beta") if f"{prefix}embeddings.LayerNorm.gamma" in state else ("weight", "bias")
-        names = {prefix + theirs: ours for theirs, ours in _bert_names(model.config.num_hidden_layers, norm).items()}
-        _checks.check_checkpoint_keys(f"{path / 'model.safetensors'} (BERT)", state, names,
+        norm = ("gamma", "beta") if f"{prefix}embeddings.LayerNorm.gamma" in shapes else ("weight", "bias")
+        names = {prefix + theirs: ours for theirs, ours in _bert_names(config.num_hidden_layers, norm).items()}
+        _checks.check_checkpoint_keys(f"{file} (BERT)", shapes, names,
                                       skip=rf"{re.escape(prefix)}embeddings\.position_ids|cls\..*")
+        with torch.device("meta"):  # the shapes config.json asks for, without allocating them
+            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        wrong = [f"{theirs} {shapes[theirs]} (config.json asks for {expected[ours]})"
+                 for theirs, ours in names.items() if shapes[theirs] != expected[ours]]
+        if wrong:
+            raise ValueError(f"{file} does not fit config.json: " + ", ".join(wrong))
+        model = cls(config)
+        try:
+            state = load_file(str(file))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{file} is not a readable safetensors file ({e}): a damaged or truncated download? "
+                             "Download or copy it again") from None
         model.load_state_dict({ours: state[theirs] for theirs, ours in names.items()}, strict=True)
         return model.eval()
+
+
+def _check_ids_like(name: str, ids, ref: torch.Tensor, size: int, size_name: str) -> None:
+    """``ids`` must be an integer tensor shaped like input_ids ``ref``, every id in [0, size)."""
+    _checks.check_same_shape(name, ids, "input_ids", ref)
+    if ids.dtype not in _checks.ID_DTYPES:
+        raise TypeError(f"{name} must be an integer tensor (torch.long or torch.int), got dtype {ids.dtype}")
+    _checks.check_id_range(name, ids, size, size_name)
+
+
+def _check_attention_mask(name: str, mask, expected: tuple[int, ...], what: str) -> None:
+    """``mask`` must be an integer or bool tensor of shape ``expected`` holding only 1 (real token) and 0 (padding)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor with the shape of {what} {tuple(expected)}, "
+                        f"1 for real tokens and 0 for padding, got {type(mask).__name__}")
+    if mask.is_floating_point() or mask.is_complex():
+        raise TypeError(f"{name} must be an integer or bool tensor of 1 (real token) and 0 (padding), got dtype "
+                        f"{mask.dtype}; if it holds 1.0 and 0.0, pass mask.long()")
+    if tuple(mask.shape) != tuple(expected):
+        raise ValueError(f"{name} must have the shape of {what} {tuple(expected)}, got {_checks.shape_of(mask)}")
+    if mask.dtype != torch.bool and mask.numel() and ((mask != 0) & (mask != 1)).any():
+        raise ValueError(f"{name} must hold only 1 (real token) and 0 (padding), got values from "
+                         f"{int(mask.min())} to {int(mask.max())}")
+
+
+def _safetensors_shapes(file: pathlib.Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's name and shape in a safetensors file, read from its header (no tensor is loaded)."""
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{file} is not a readable safetensors file ({e}): a damaged or truncated download? "
+                         "Download or copy it again") from None
 
 
 def _bert_names(num_layers: int, norm: tuple[str, str] = ("weight", "bias")) -> dict[str, str]:
@@ -196,6 +277,12 @@ class BertForPreTraining(nn.Module):
     ``forward(input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None)``
     -> (mlm_logits (B, T, V), nsp_logits (B, 2), loss or None). mlm_labels hold the original id at the
     selected positions and ``IGNORE_INDEX`` elsewhere (as :func:`mask_tokens` returns them).
+
+    The MLM loss is the mean cross-entropy over the selected positions; when none is selected
+    (mlm_labels all ``IGNORE_INDEX``: a short batch, now and then) it is 0 with zero gradients, never
+    the NaN of a mean over nothing. Refused: mlm_labels not an integer tensor like input_ids of ids
+    in [0, vocab_size) or ``IGNORE_INDEX``; nsp_labels not a (B,) integer tensor of IS_NEXT (0) and
+    NOT_NEXT (1); what :class:`BertModel` refuses.
     """
 
     def __init__(self, config: BertConfig):
@@ -208,6 +295,31 @@ class BertForPreTraining(nn.Module):
         init_normal(self.mlm_transform[0])
         init_normal(self.nsp_head)
 
+    def _check_inputs(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None):
+        """The input checks of :meth:`forward`."""
+        self.bert._check_inputs(input_ids, token_type_ids, attention_mask)
+        if mlm_labels is not None:
+            _checks.check_same_shape("mlm_labels", mlm_labels, "input_ids", input_ids)
+            if mlm_labels.dtype not in _checks.ID_DTYPES:
+                raise TypeError(f"mlm_labels must be an integer tensor (torch.long) of token ids and "
+                                f"IGNORE_INDEX={IGNORE_INDEX}, got dtype {mlm_labels.dtype}")
+            chosen = mlm_labels[mlm_labels != IGNORE_INDEX]
+            _checks.check_id_range(f"mlm_labels (besides IGNORE_INDEX={IGNORE_INDEX})", chosen,
+                                   self.bert.config.vocab_size)
+        if nsp_labels is not None:
+            B = input_ids.shape[0]
+            if not isinstance(nsp_labels, torch.Tensor) or nsp_labels.dtype not in _checks.ID_DTYPES:
+                got = f"dtype {nsp_labels.dtype}" if isinstance(nsp_labels, torch.Tensor) else type(nsp_labels).__name__
+                raise TypeError(f"nsp_labels must be an integer tensor (B,) of IS_NEXT={IS_NEXT} and "
+                                f"NOT_NEXT={NOT_NEXT}, got {got}")
+            if tuple(nsp_labels.shape) != (B,):
+                raise ValueError(f"nsp_labels must have shape (B,) = ({B},), one label per row of input_ids, "
+                                 f"got {_checks.shape_of(nsp_labels)}")
+            if nsp_labels.numel() and ((nsp_labels != IS_NEXT) & (nsp_labels != NOT_NEXT)).any():
+                raise ValueError(f"nsp_labels must hold IS_NEXT={IS_NEXT} and NOT_NEXT={NOT_NEXT} only, "
+                                 f"got values from {int(nsp_labels.min())} to {int(nsp_labels.max())}")
+
+    @_checks.checked_by(_check_inputs)
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None):
         out = self.bert(input_ids, token_type_ids, attention_mask)
         # tied: the same matrix turns ids into vectors and vectors back into scores over ids
@@ -215,7 +327,11 @@ class BertForPreTraining(nn.Module):
         nsp_logits = self.nsp_head(out.pooler_output)
         loss = None
         if mlm_labels is not None:
-            loss = F.cross_entropy(mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX)
+            if (mlm_labels != IGNORE_INDEX).any():
+                loss = F.cross_entropy(mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX)
+            else:  # nothing selected: a sum over no position is 0 (a mean would be 0 / 0 = NaN)
+                loss = F.cross_entropy(mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX,
+                                       reduction="sum")
         if nsp_labels is not None:
             nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)
             loss = nsp_loss if loss is None else loss + nsp_loss  # the two losses add up
@@ -230,15 +346,35 @@ def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mask_token_id: int,
     selected ones, 80% become [MASK], 10% a random non-special token, 10% stay unchanged (so
     the model cannot rely on seeing [MASK], which never occurs when it is fine-tuned). ``labels``
     hold the original id at selected positions and ``IGNORE_INDEX`` elsewhere; ``input_ids`` is
-    not modified.
+    not modified. A tensor on a GPU is masked on the CPU (where ``generator`` draws) and the
+    results moved back to it.
+
+    Refused, naming the argument: input_ids not an integer tensor of ids in [0, vocab_size); a
+    vocab_size not a positive int; a mask_token_id or special ids not ints in [0, vocab_size);
+    special ids covering the whole vocabulary; an mlm_probability not in (0, 1); a generator not a
+    CPU torch.Generator.
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in _checks.ID_DTYPES:
-        raise TypeError("input_ids must be an integer tensor")
+        got = f"dtype {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise TypeError(f"input_ids must be an integer tensor of token ids (torch.long or torch.int), got {got}")
+    _checks.check_positive_int("vocab_size", vocab_size)
+    _checks.check_id_range("input_ids", input_ids, vocab_size)
+    _checks.check_int("mask_token_id", mask_token_id, vocab_size)
+    special_list = _id_list("special_token_ids", special_token_ids, vocab_size)
+    if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, numbers.Real):
+        raise TypeError(f"mlm_probability must be a float in (0, 1), e.g. 0.15, got {mlm_probability!r}")
     if not 0.0 < mlm_probability < 1.0:
         raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
-    special = torch.tensor(sorted(set(int(i) for i in special_token_ids)), dtype=input_ids.dtype)
+    _checks.check_generator("generator", generator)
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU torch.Generator (the masks are drawn on the CPU), "
+                         f"got one on {generator.device}")
+    device = input_ids.device
+    input_ids = input_ids.cpu()  # the same tensor when it is on the CPU already: never written to
+    special = torch.tensor(sorted(set(special_list)), dtype=input_ids.dtype)
     if len(special) >= vocab_size:
-        raise ValueError("special_token_ids must leave some ordinary tokens in the vocabulary")
+        raise ValueError(f"special_token_ids must leave some ordinary tokens in the vocabulary: they cover all "
+                         f"vocab_size={vocab_size} ids")
     candidates = ~torch.isin(input_ids, special)
     u = torch.rand(input_ids.shape, generator=generator)
     selected = candidates & (u < mlm_probability)
@@ -251,7 +387,23 @@ def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mask_token_id: int,
     ordinary = all_ids[~torch.isin(all_ids, special)]  # the non-special ids, in order
     picks = ordinary[torch.randint(len(ordinary), input_ids.shape, generator=generator)]
     inputs[randomise] = picks[randomise]
-    return inputs, labels
+    return inputs.to(device), labels.to(device)
+
+
+def _id_list(name: str, ids, size: int) -> list[int]:
+    """``ids`` (a list, tuple, set or 1-D integer tensor of token ids in [0, size)) as a list of ints."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dtype not in _checks.ID_DTYPES or ids.dim() > 1:
+            raise TypeError(f"{name} must be a list of int token ids (or a 1-D integer tensor), "
+                            f"got a tensor of shape {_checks.shape_of(ids)} and dtype {ids.dtype}")
+        _checks.check_id_range(name, ids, size)
+        return ids.reshape(-1).tolist()
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"{name} must be a list of int token ids, e.g. tokenizer.special_ids, got {ids!r}")
+    out = list(ids)
+    for i, value in enumerate(out):
+        _checks.check_int(f"{name}[{i}]", value, size)
+    return [int(v) for v in out]
 
 
 def make_nsp_pairs(documents, *, generator: random.Random | torch.Generator | None = None):
@@ -260,14 +412,25 @@ def make_nsp_pairs(documents, *, generator: random.Random | torch.Generator | No
     documents: lists of sentences. For each pair of consecutive sentences (A, B) of a document,
     with probability 0.5 the pair is kept (is_next True, label IsNext), otherwise B is replaced by a
     sentence of a different document (is_next False, label NotNext).
+
+    Refused: documents not a list of lists of str (a list of strings would pair up characters);
+    fewer than two non-empty documents (NotNext takes B from another one); no document of two
+    sentences (no pair to make); a generator not a random.Random, a torch.Generator or None.
     """
-    docs = [list(d) for d in documents]
+    docs = _documents(documents)
     if sum(1 for d in docs if d) < 2:
-        raise ValueError("make_nsp_pairs needs at least two non-empty documents (NotNext takes B from another one)")
+        raise ValueError(f"documents must hold at least two non-empty documents (NotNext takes B from another one), "
+                         f"got {len(docs)} of which {sum(1 for d in docs if d)} non-empty")
+    if all(len(d) < 2 for d in docs):
+        raise ValueError("documents must have at least one document of two or more sentences: a pair is two "
+                         "consecutive sentences of one document")
     if isinstance(generator, torch.Generator):
         rng = random.Random(int(torch.randint(0, 2 ** 31, (1,), generator=generator)))
-    else:
+    elif generator is None or isinstance(generator, random.Random):
         rng = generator or random.Random()
+    else:
+        raise TypeError(f"generator must be a random.Random, a torch.Generator or None (for a seed, pass "
+                        f"random.Random(seed)), got {generator!r}")
     pairs = []
     for d, doc in enumerate(docs):
         for a, b in zip(doc, doc[1:]):
@@ -283,8 +446,35 @@ def make_nsp_pairs(documents, *, generator: random.Random | torch.Generator | No
     return pairs
 
 
+def _documents(documents) -> list[list[str]]:
+    """``documents`` as a list of lists of sentences, each a str; anything else is refused, naming it."""
+    hint = "a list of documents, each a list of sentences (str), e.g. [['A cat sat.', 'It slept.'], ['Hi.']]"
+    if isinstance(documents, (str, bytes)) or not hasattr(documents, "__iter__"):
+        raise TypeError(f"documents must be {hint}, got {type(documents).__name__}")
+    docs = []
+    for i, doc in enumerate(documents):
+        if isinstance(doc, (str, bytes)) or not hasattr(doc, "__iter__"):
+            raise TypeError(f"documents[{i}] must be a list of sentences (str), got {type(doc).__name__} {doc!r:.40}: "
+                            f"documents must be {hint}")
+        doc = list(doc)
+        for j, sentence in enumerate(doc):
+            if not isinstance(sentence, str):
+                raise TypeError(f"documents[{i}][{j}] must be a sentence (str), got {type(sentence).__name__}")
+        docs.append(doc)
+    return docs
+
+
 def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The average of the real tokens' vectors: (B, T, H), (B, T) -> (B, H). Padding is left out."""
+    """The average of the real tokens' vectors: (B, T, H), (B, T) -> (B, H). Padding is left out.
+
+    A row with no real token gives a zero vector. Refused: a last_hidden_state that is not a float
+    (B, T, H) tensor, an attention_mask that is not a (B, T) integer or bool tensor of 0 and 1.
+    """
+    _checks.check_tensor("last_hidden_state", last_hidden_state, 3, "(B, T, H)")
+    if last_hidden_state.dim() != 3:
+        raise ValueError(f"last_hidden_state must have shape (B, T, H), got {_checks.shape_of(last_hidden_state)}")
+    _check_attention_mask("attention_mask", attention_mask, tuple(last_hidden_state.shape[:2]),
+                          "last_hidden_state's (B, T)")
     weights = attention_mask.to(last_hidden_state.dtype)[..., None]  # (B, T, 1)
     return (last_hidden_state * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
 
@@ -292,8 +482,38 @@ def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> 
 @torch.no_grad()
 def sentence_embeddings(model: BertModel, tokenizer, sentences, normalize: bool = True) -> torch.Tensor:
     """One vector per sentence, mean-pooled (and L2-normalised), as sentence-transformers does for
-    all-MiniLM-L6-v2: (N, H). The cosine similarity of two sentences is then a dot product."""
-    batch = tokenizer.encode_batch(list(sentences))  # (N, T) each, padded with [PAD] / 0
+    all-MiniLM-L6-v2: (N, H). The cosine similarity of two sentences is then a dot product.
+
+    Refused: a model not a BertModel; a tokenizer not a WordPieceTokenizer, or larger than the
+    model's vocabulary; sentences not a non-empty list of str (a single str would give a vector
+    per character); a sentence longer than max_position_embeddings tokens; a non-bool normalize.
+    """
+    if not isinstance(model, BertModel):
+        hint = ": pass its .bert" if isinstance(model, BertForPreTraining) else ""
+        raise TypeError(f"model must be a BertModel (e.g. BertModel.from_pretrained(minilm_path())), "
+                        f"got {type(model).__name__}{hint}")
+    if not isinstance(tokenizer, WordPieceTokenizer):
+        raise TypeError(f"tokenizer must be a WordPieceTokenizer (e.g. WordPieceTokenizer.from_file(minilm_path() / "
+                        f"'vocab.txt')), got {type(tokenizer).__name__}")
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens, more than the model's vocab_size="
+                         f"{model.config.vocab_size}: use the tokenizer that belongs to the model")
+    if isinstance(sentences, str) or not hasattr(sentences, "__iter__"):
+        raise TypeError(f"sentences must be a list of str, got {type(sentences).__name__}"
+                        + (" (one vector per character); wrap it: [sentence]" if isinstance(sentences, str) else ""))
+    sentences = list(sentences)
+    if not sentences:
+        raise ValueError("sentences must hold at least one sentence, got none")
+    for i, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise TypeError(f"sentences[{i}] must be a str, got {type(sentence).__name__}")
+    _checks.check_bool("normalize", normalize)
+    batch = tokenizer.encode_batch(sentences)  # (N, T) each, padded with [PAD] / 0
+    lengths = batch["attention_mask"].sum(1)
+    if batch["input_ids"].shape[1] > model.config.max_position_embeddings:
+        i = int(lengths.argmax())
+        raise ValueError(f"sentences[{i}] is {int(lengths[i])} tokens long, more than the model's "
+                         f"max_position_embeddings={model.config.max_position_embeddings}: shorten it")
     with evaluating(model):
         out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
     pooled = mean_pool(out.last_hidden_state, batch["attention_mask"])

@@ -6,11 +6,11 @@
   from ``course_lib.data.folders`` (it needs torch, the corpora do not).
 """
 
-from .stories import (FEELINGS, MOODS, NOTES_STORY, MoodExample, MoodTask, Story, StoryCorpus, entropy_floor,
-                      generate_story, load_text, make_mood_task, make_story_corpus)
-from .translation import (NOTES_EXAMPLES, SentencePair, TranslationCorpus, generate_pair,
+from .stories import (FEELINGS, MOOD_TEXTS_PER_MOOD, MOODS, NOTES_STORY, MoodExample, MoodTask, Story, StoryCorpus,
+                      entropy_floor, generate_story, load_text, make_mood_task, make_story_corpus)
+from .translation import (MAX_SENTENCES, NOTES_EXAMPLES, SentencePair, TranslationCorpus, generate_pair,
                           make_translation_corpus)
 
 __all__ = ["NOTES_EXAMPLES", "SentencePair", "TranslationCorpus", "generate_pair", "make_translation_corpus",
-           "Story", "StoryCorpus", "MoodExample", "MoodTask", "MOODS", "FEELINGS", "NOTES_STORY", "generate_story",
-           "make_story_corpus", "entropy_floor", "make_mood_task", "load_text"]
+           "MAX_SENTENCES", "Story", "StoryCorpus", "MoodExample", "MoodTask", "MOODS", "FEELINGS", "NOTES_STORY",
+           "generate_story", "make_story_corpus", "entropy_floor", "make_mood_task", "MOOD_TEXTS_PER_MOOD", "load_text"]

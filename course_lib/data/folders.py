@@ -11,13 +11,15 @@ turns a list of variable-length token sequences into one padded batch.
 
 from __future__ import annotations
 
+import numbers
 import pathlib
 
 import torch
 from torch.utils.data import Dataset
 
+from .. import _checks
 from ..batching import pad_sequences
-from .stories import MOODS, make_mood_task
+from .stories import MOOD_TEXTS_PER_MOOD, MOODS, make_mood_task
 
 __all__ = ["make_story_folder", "FolderTextDataset", "pad_collate"]
 
@@ -27,8 +29,19 @@ def make_story_folder(root, per_class: int = 50, seed: int = 0) -> pathlib.Path:
 
     The texts come from the story world's mood task (notebook 03); the folder name is the label.
     Returns ``root``.
+
+    Refused before anything is written: a root that is not a str or pathlib.Path or that is an
+    existing file, a per_class that is not an int in [1, MOOD_TEXTS_PER_MOOD] (the story world's
+    distinct texts of one mood), a seed that is not an int.
     """
-    root = pathlib.Path(root)
+    root = _checks.check_path("root", root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"root {root} is a file: name a folder (it is created if missing)")
+    _checks.check_positive_int("per_class", per_class)
+    if per_class > MOOD_TEXTS_PER_MOOD:
+        raise ValueError(f"per_class must be at most {MOOD_TEXTS_PER_MOOD} (the story world's distinct texts of "
+                         f"one mood), got {per_class}")
+    _checks.check_int("seed", seed)
     task = make_mood_task(num_train=2 * per_class, num_validation=0, num_test=0, seed=seed)
     counters = {mood: 0 for mood in MOODS}
     for example in task.train:
@@ -48,7 +61,7 @@ class FolderTextDataset(Dataset):
     """
 
     def __init__(self, root):
-        self.root = pathlib.Path(root)
+        self.root = _checks.check_path("root", root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"no folder at {self.root}")
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
@@ -61,18 +74,41 @@ class FolderTextDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index must be an int, got {type(index).__name__} {index!r}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} samples")
         path, label = self.samples[index]
-        return path.read_text(encoding="utf-8").strip(), label
+        try:
+            return path.read_text(encoding="utf-8").strip(), label
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a UTF-8 text file: keep only text files in {self.root}") from None
 
 
 def pad_collate(batch, pad_id: int = 0):
     """A DataLoader's ``collate_fn`` for (token ids, label) items of different lengths.
 
     batch: list of (list[int] or 1-D tensor, int). Returns ids (B, T_max) padded with ``pad_id``,
-    lengths (B,), labels (B,).
+    lengths (B,), labels (B,). Refused: a batch that is not a non-empty list of (ids, int label)
+    pairs, ids that are not ints, a pad_id that is not an int.
     """
+    if isinstance(batch, (str, bytes)) or not hasattr(batch, "__len__"):
+        raise TypeError(f"batch must be a list of (token ids, label) pairs, got {type(batch).__name__}")
     if not batch:
         raise ValueError("batch must not be empty")
+    for i, item in enumerate(batch):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(f"batch[{i}] must be a (token ids, label) pair, got {item!r:.60}")
+        label = item[1]
+        if isinstance(label, torch.Tensor) and label.dim() == 0 and label.dtype in _checks.ID_DTYPES:
+            label = int(label)
+        if isinstance(label, bool) or not isinstance(label, numbers.Integral):
+            raise TypeError(f"batch[{i}]'s label must be an int class index, got {label!r:.60}")
+    _checks.check_int("pad_id", pad_id)
     seqs = [ids for ids, _ in batch]
+    try:
+        ids = pad_sequences(seqs, pad_id)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"batch's token ids: {e}") from None
     lengths = torch.tensor([len(s) for s in seqs])
-    return pad_sequences(seqs, pad_id), lengths, torch.tensor([label for _, label in batch])
+    return ids, lengths, torch.tensor([label for _, label in batch])

@@ -26,9 +26,11 @@ each feeling word follows events of its mood and precedes reactions of its mood.
 from __future__ import annotations
 
 import math
-import pathlib
+import numbers
 import random
 from dataclasses import dataclass, field
+
+from .. import _checks
 
 __all__ = [
     "Story",
@@ -42,6 +44,7 @@ __all__ = [
     "make_story_corpus",
     "entropy_floor",
     "make_mood_task",
+    "MOOD_TEXTS_PER_MOOD",
     "load_text",
 ]
 
@@ -76,6 +79,12 @@ GO_HOME = 0.5  # probability of a last sentence "then <pronoun> went home ."
 
 NOTES_STORY = "the man went to the store . he bought a gallon of milk ."
 
+# How many distinct texts of each mood the mood task can draw: a subject, one of the activities
+# of any place, an intensity and a feeling word of that mood (each choice leaves its own words,
+# so every derivation is a different text). make_mood_task refuses a request for more at once.
+MOOD_TEXTS_PER_MOOD = (len(PEOPLE) * sum(len(acts) for acts in ACTIVITIES.values()) * len(INTENSITY)
+                       * min(len(FEELINGS[mood]) for mood in MOODS))
+
 
 @dataclass(frozen=True)
 class Story:
@@ -104,7 +113,11 @@ def _choose(rng: random.Random, options, log_p: list[float]):
 
 def generate_story(rng: random.Random, *, with_event: bool = True, with_reaction: bool = True) -> Story:
     """Draw one story. ``with_event`` / ``with_reaction`` False leave out the sentences that
-    reveal the mood other than the feeling word (the downstream task's texts)."""
+    reveal the mood other than the feeling word (the downstream task's texts).
+    ``rng`` must be a random.Random, e.g. random.Random(0)."""
+    _check_rng(rng)
+    _checks.check_bool("with_event", with_event)
+    _checks.check_bool("with_reaction", with_reaction)
     log_p: list[float] = []
     subject, pronoun = _choose(rng, PEOPLE, log_p)
     place = _choose(rng, tuple(ACTIVITIES), log_p)
@@ -159,14 +172,28 @@ def make_story_corpus(num_stories: int = 20000, seed: int = 0, split: tuple[floa
     each distinct text is put in exactly one split, so a validation story was never trained on.
     The splits keep the generator's frequencies within each split; the entropy floor is computed
     on them as they are.
+
+    Refused: a num_stories that is not an int >= 10, a seed that is not an int, a split that is not
+    two fractions > 0 (train, validation) summing below 1 (the test split takes the rest) or that
+    leaves a split without a story.
     """
+    _checks.check_positive_int("num_stories", num_stories)
     if num_stories < 10:
         raise ValueError(f"num_stories must be at least 10, got {num_stories}")
+    _checks.check_int("seed", seed)
+    _check_split(split, 2, "(train, validation) > 0 with a sum below 1 (the test split takes the rest)")
+    if sum(split) >= 1:
+        raise ValueError(f"split must be two fractions (train, validation) summing below 1 (the test split takes the "
+                         f"rest), got {split!r}")
     rng = random.Random(seed)
     stories = [generate_story(rng) for _ in range(num_stories)]
     texts = sorted({s.text for s in stories})
     random.Random(seed + 1).shuffle(texts)
     n_train, n_val = int(split[0] * len(texts)), int(split[1] * len(texts))
+    for part, size in (("train", n_train), ("validation", n_val), ("test", len(texts) - n_train - n_val)):
+        if size == 0:
+            raise ValueError(f"split {split!r} leaves the {part} split empty: num_stories={num_stories} gave "
+                             f"{len(texts)} distinct stories; ask for more stories or a larger {part} fraction")
     where = {t: 0 for t in texts[:n_train]}
     where.update({t: 1 for t in texts[n_train:n_train + n_val]})
     where.update({t: 2 for t in texts[n_train + n_val:]})
@@ -183,8 +210,14 @@ def entropy_floor(stories: list[Story]) -> float:
     per story. Its total log-likelihood is at most the generator's own, sum of log p(story), so
     its loss per token is at least (sum of -log p(story)) / (sum of (n + 1)).
     """
+    if isinstance(stories, (str, bytes)) or not hasattr(stories, "__iter__"):
+        raise TypeError(f"stories must be a list of Story (e.g. corpus.test), got {type(stories).__name__}")
+    stories = list(stories)
     if not stories:
         raise ValueError("stories must not be empty")
+    for i, story in enumerate(stories):
+        if not isinstance(story, Story):
+            raise TypeError(f"stories[{i}] must be a Story (e.g. from corpus.test), got {type(story).__name__}")
     return -sum(s.log_prob for s in stories) / sum(len(s.words) + 1 for s in stories)
 
 
@@ -221,8 +254,21 @@ def make_mood_task(num_train: int = 64, num_validation: int = 200, num_test: int
 
     The training split is the small labelled set; take its first k examples for a smaller one
     (it is shuffled, and balanced between the moods at every even size).
+
+    Refused at once: a num_train that is not an int >= 1, a num_validation or num_test that is not
+    an int >= 0, a seed that is not an int, and more texts than the grammar can make
+    (2 * MOOD_TEXTS_PER_MOOD, half of each mood).
     """
+    _checks.check_positive_int("num_train", num_train)
+    for name, value in (("num_validation", num_validation), ("num_test", num_test)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    _checks.check_int("seed", seed)
     total = num_train + num_validation + num_test
+    if (total + 1) // 2 > MOOD_TEXTS_PER_MOOD:
+        raise ValueError(f"make_mood_task can make at most {2 * MOOD_TEXTS_PER_MOOD} distinct texts "
+                         f"({MOOD_TEXTS_PER_MOOD} per mood), asked for num_train + num_validation + num_test = "
+                         f"{num_train} + {num_validation} + {num_test} = {total}")
     rng = random.Random(seed)
     by_mood: dict[int, list[MoodExample]] = {0: [], 1: []}
     seen: set[str] = set()
@@ -244,11 +290,35 @@ def make_mood_task(num_train: int = 64, num_validation: int = 200, num_test: int
 
 
 def load_text(path) -> str:
-    """Read a UTF-8 text file (your own corpus) for character-level language modelling."""
-    path = pathlib.Path(path)
+    """Read a UTF-8 text file (your own corpus) for character-level language modelling.
+
+    Refused: a path that is not a str or pathlib.Path, a missing file, a folder, a file that is
+    not UTF-8 text (e.g. an image or a zip), a file with nothing but white space.
+    """
+    path = _checks.check_path("path", path)
+    if path.is_dir():
+        raise ValueError(f"path {path} is a folder: name a text file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"no text file at {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"path {path} is not a UTF-8 text file ({e.reason} at byte {e.start}): "
+                         "pass a plain text file") from None
     if not text.strip():
         raise ValueError(f"{path} is empty")
     return text
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, e.g. random.Random(0), got {type(rng).__name__}")
+
+
+def _check_split(split, n: int, what: str) -> None:
+    """``split`` must be a tuple (or list) of ``n`` finite fractions in (0, 1) (``what`` completes the message)."""
+    if not isinstance(split, (tuple, list)) or not all(
+            isinstance(p, numbers.Real) and not isinstance(p, bool) for p in split):
+        raise TypeError(f"split must be a tuple of {n} fractions {what}, got {split!r}")
+    if len(split) != n or not all(0 < p < 1 for p in split):
+        raise ValueError(f"split must be {n} fractions {what}, got {split!r}")

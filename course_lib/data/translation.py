@@ -22,8 +22,11 @@ Everything is deterministic from a seed and nothing is downloaded.
 
 from __future__ import annotations
 
+import numbers
 import random
 from dataclasses import dataclass, field
+
+from .. import _checks
 
 __all__ = [
     "SentencePair",
@@ -31,6 +34,7 @@ __all__ = [
     "make_translation_corpus",
     "generate_pair",
     "NOTES_EXAMPLES",
+    "MAX_SENTENCES",
 ]
 
 @dataclass(frozen=True)
@@ -50,8 +54,15 @@ class SentencePair:
     reordered: tuple[bool, ...]
 
     def __post_init__(self):
+        for name in ("zh", "en"):
+            words = getattr(self, name)
+            if not isinstance(words, tuple) or not all(isinstance(w, str) for w in words):
+                raise TypeError(f"{name} must be a tuple of words (str), got {words!r:.60}")
         if not (len(self.en) == len(self.alignment) == len(self.reordered)):
             raise ValueError("alignment and reordered need one entry per English word")
+        if not all(isinstance(i, int) and not isinstance(i, bool) and -1 <= i < len(self.zh) for i in self.alignment):
+            raise ValueError(f"alignment must hold, per English word, the index of a Chinese word in "
+                             f"[0, {len(self.zh)}) or -1 (none), got {self.alignment!r:.60}")
 
 
 # The notes' own example sentences, as the grammar produces them; always in the test split.
@@ -183,6 +194,13 @@ DESTINATIONS = [
 MODIFIERS = {"in", "at", "week", "day"}
 GO = ("去", "go", "goes", "went", set(), {"present", "past", "future"})
 
+# The number of distinct English sentences the grammar can write, counted by enumerating every
+# derivation of generate_pair (1,588,374 of them; 1,334,988 distinct Chinese sentences, each with
+# one translation). A corpus holds no English sentence twice, so it holds at most this many pairs:
+# make_translation_corpus refuses a larger request at once. tests/test_hostile_data.py recounts
+# (COURSE_SLOW_TESTS=1 for the whole grammar); change it with the grammar.
+MAX_SENTENCES = 823_231
+
 
 # ---------------------------------------------------------------------------
 # Phrases: a Chinese word list, English (word, aligned Chinese index, reordered) triples
@@ -273,7 +291,10 @@ def generate_pair(rng: random.Random) -> SentencePair:
        | [TIME] SUBJ [TIME] (会) 去 (了) DEST            =>  SUBJ (will) go DEST [TIME]
 
     The time phrase stands either before or after the subject (明天 我 会 ... / 我 明天 会 ...).
+    ``rng`` must be a random.Random, e.g. random.Random(0).
     """
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, e.g. random.Random(0), got {type(rng).__name__}")
     subj_zh, subj_en, person = rng.choice(SUBJECTS)
     time = rng.choice(TIMES) if rng.random() < 0.6 else None
     go = rng.random() < 0.15
@@ -361,13 +382,29 @@ def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
 
     No Chinese (and no English) sentence appears twice, so no sentence is shared across splits.
     The notes' examples (我 爱 你 ...) are always in the test split. Same seed, same corpus.
+
+    Refused at once: a num_sentences that is not an int in [100, MAX_SENTENCES] (the grammar writes
+    MAX_SENTENCES distinct English sentences; the rarest come up so seldom that beyond a few
+    hundred thousand most draws repeat one already drawn), a seed that is not an int, a split that
+    is not three fractions > 0 summing to 1 or that leaves a split without a sentence.
     """
-    if not isinstance(num_sentences, int) or num_sentences < 100:
+    if isinstance(num_sentences, bool) or not isinstance(num_sentences, int) or num_sentences < 100:
         raise ValueError(f"num_sentences must be an int >= 100, got {num_sentences!r}")
-    if len(split) != 3 or any(p <= 0 for p in split) or abs(sum(split) - 1.0) > 1e-9:
+    if num_sentences > MAX_SENTENCES:
+        raise ValueError(f"make_translation_corpus can make at most {MAX_SENTENCES} distinct sentences, asked for "
+                         f"num_sentences={num_sentences}")
+    _checks.check_int("seed", seed)
+    if not isinstance(split, (tuple, list)) or not all(
+            isinstance(p, numbers.Real) and not isinstance(p, bool) for p in split):
+        raise TypeError(f"split must be a tuple of three fractions (train, validation, test), got {split!r}")
+    if len(split) != 3 or any(not p > 0 for p in split) or not abs(sum(split) - 1.0) <= 1e-9:
         raise ValueError(f"split must be three positive fractions summing to 1, got {split!r}")
     n_train = round(split[0] * num_sentences)
     n_val = round(split[1] * num_sentences)
+    for part, size in (("train", n_train), ("validation", n_val)):
+        if size == 0:
+            raise ValueError(f"split {split!r} leaves the {part} split empty for num_sentences={num_sentences}: "
+                             f"make the {part} fraction larger")
     if num_sentences - n_train - n_val < len(NOTES_EXAMPLES):
         raise ValueError(
             f"split {split!r} leaves {num_sentences - n_train - n_val} of num_sentences={num_sentences} "
@@ -383,7 +420,9 @@ def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
     while len(pairs) + len(examples) < num_sentences:
         attempts += 1
         if attempts > 50 * num_sentences:
-            raise ValueError(f"the grammar cannot produce {num_sentences} distinct sentences; ask for fewer")
+            raise ValueError(f"num_sentences={num_sentences}: {attempts - 1} draws from the grammar gave only "
+                             f"{len(pairs) + len(examples)} distinct sentences (most draws repeat one already "
+                             "drawn); ask for fewer")
         pair = generate_pair(rng)
         if pair.zh in seen_zh or pair.en in seen_en:
             continue

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import _checks
 from ..batching import IGNORE_INDEX, pad_sequences
-from ..bert import IS_NEXT, NOT_NEXT, BertForPreTraining, make_nsp_pairs, mask_tokens
+from ..bert import IS_NEXT, NOT_NEXT, BertConfig, BertForPreTraining, make_nsp_pairs, mask_tokens
 from ..tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
 from ..training import evaluating, set_seed, train
 
@@ -30,12 +31,27 @@ def story_tokenizer(words: Sequence[str]) -> WordPieceTokenizer:
     Every story word is a whole vocabulary entry, so WordPiece never splits one: the same class
     that reads the real 30,522-token vocabulary serves the toy world.
     """
+    if isinstance(words, (str, bytes)) or not hasattr(words, "__iter__"):
+        raise TypeError(f"words must be a list of words (str), e.g. corpus.words, got {type(words).__name__}")
+    words = list(words)
+    for i, word in enumerate(words):
+        if not isinstance(word, str) or not word:
+            raise TypeError(f"words[{i}] must be a non-empty str, got {word!r:.40}")
     return WordPieceTokenizer(list(SPECIAL_TOKENS) + [w for w in words if w not in SPECIAL_TOKENS])
 
 
 def nsp_examples(stories, tokenizer: WordPieceTokenizer, seed: int = 0):
     """Sentence pairs of the stories, half IsNext and half NotNext (:func:`~course_lib.bert.make_nsp_pairs`),
     encoded as ``[CLS] A [SEP] B [SEP]``: a list of (input_ids, token_type_ids, is_next)."""
+    if isinstance(stories, (str, bytes)) or not hasattr(stories, "__iter__"):
+        raise TypeError(f"stories must be a list of Story (e.g. corpus.train), got {type(stories).__name__}")
+    stories = list(stories)
+    for i, story in enumerate(stories):
+        if not hasattr(story, "sentences"):
+            raise TypeError(f"stories[{i}] must be a Story (with .sentences), e.g. from corpus.train, "
+                            f"got {type(story).__name__}")
+    _check_tokenizer(tokenizer)
+    _checks.check_int("seed", seed)
     pairs = make_nsp_pairs([s.sentences for s in stories], generator=random.Random(seed))
     out = []
     for a, b, is_next in pairs:
@@ -52,8 +68,16 @@ def bert_batch(examples, tokenizer: WordPieceTokenizer, generator: torch.Generat
     mlm_labels (B, T) the original id where a token was selected and IGNORE_INDEX elsewhere,
     nsp_labels (B,).
     """
+    _check_examples("examples", examples)
+    _check_tokenizer(tokenizer)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, e.g. torch.Generator().manual_seed(0), "
+                        f"got {type(generator).__name__}")
     ids = pad_sequences([x for x, _, _ in examples], tokenizer.pad_id)
     types = pad_sequences([t for _, t, _ in examples], 0)
+    if ids.min() < 0 or ids.max() >= len(tokenizer):
+        raise ValueError(f"examples hold token ids from {int(ids.min())} to {int(ids.max())}, outside the tokenizer's "
+                         f"vocabulary [0, {len(tokenizer)}): make them with nsp_examples and this tokenizer")
     inputs, labels = mask_tokens(ids, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_id,
                                  special_token_ids=tokenizer.special_ids, mlm_probability=mlm_probability,
                                  generator=generator)
@@ -64,13 +88,24 @@ def bert_batch(examples, tokenizer: WordPieceTokenizer, generator: torch.Generat
 
 def bert_loss(model: BertForPreTraining, batch) -> torch.Tensor:
     """MLM loss + NSP loss (the notes: the two tasks' losses add up)."""
+    _check_model(model)
+    if not isinstance(batch, dict):
+        raise TypeError(f"batch must be the dict bert_batch returns, got {type(batch).__name__}")
     return model(**batch)[2]
 
 
 @torch.no_grad()
 def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceTokenizer, seed: int = 1,
                   batch_size: int = 512) -> dict[str, float]:
-    """MLM accuracy on the masked positions and NSP accuracy, on held-out pairs (masking seeded)."""
+    """MLM accuracy on the masked positions and NSP accuracy, on held-out pairs (masking seeded).
+
+    Refused: examples so few that the masking selects no position (no MLM accuracy to measure).
+    """
+    _check_model(model)
+    _check_examples("examples", examples)
+    _check_tokenizer(tokenizer)
+    _checks.check_int("seed", seed)
+    _checks.check_positive_int("batch_size", batch_size)
     g = torch.Generator().manual_seed(seed)
     mlm_hits = mlm_total = nsp_hits = 0
     with evaluating(model):
@@ -81,6 +116,9 @@ def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceToken
             mlm_hits += int((mlm_logits.argmax(-1)[chosen] == batch["mlm_labels"][chosen]).sum())
             mlm_total += int(chosen.sum())
             nsp_hits += int((nsp_logits.argmax(-1) == batch["nsp_labels"]).sum())
+    if mlm_total == 0:
+        raise ValueError(f"examples: the masking selected no position in {len(examples)} pairs, so there is no "
+                         "MLM accuracy to measure; evaluate on more pairs")
     return {"mlm_accuracy": mlm_hits / mlm_total, "nsp_accuracy": nsp_hits / len(examples)}
 
 
@@ -91,7 +129,24 @@ def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceToken
 
     A fresh masking of a random batch at every step; AdamW with warm-up and cosine decay.
     Returns (model, history); evaluations hold validation MLM and NSP accuracy.
+
+    Refused before training: no training or validation examples, a config that is not a BertConfig,
+    one whose vocab_size is smaller than the tokenizer's or whose max_position_embeddings is shorter
+    than the longest example, a batch_size that is not a positive int.
     """
+    _check_examples("train_examples", train_examples)
+    _check_examples("validation_examples", validation_examples)
+    _check_tokenizer(tokenizer)
+    if not isinstance(config, BertConfig):
+        raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
+    if config.vocab_size < len(tokenizer):
+        raise ValueError(f"config.vocab_size={config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} "
+                         "tokens: use BertConfig(vocab_size=len(tokenizer), ...)")
+    longest = max(len(x) for x, _, _ in list(train_examples) + list(validation_examples))
+    if longest > config.max_position_embeddings:
+        raise ValueError(f"config.max_position_embeddings={config.max_position_embeddings} is shorter than the "
+                         f"longest example ({longest} tokens)")
+    _checks.check_positive_int("batch_size", batch_size)
     set_seed(seed)
     model = BertForPreTraining(config)
     g = torch.Generator().manual_seed(seed)
@@ -104,3 +159,28 @@ def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceToken
                     eval_every=eval_every, eval_fn=lambda m: evaluate_bert(m, validation_examples, tokenizer),
                     live_plot=live_plot, progress=progress, desc="pretraining BERT (MLM + NSP)")
     return model, history
+
+
+def _check_tokenizer(tokenizer) -> None:
+    if not isinstance(tokenizer, WordPieceTokenizer):
+        raise TypeError(f"tokenizer must be a WordPieceTokenizer (e.g. story_tokenizer(corpus.words)), "
+                        f"got {type(tokenizer).__name__}")
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, BertForPreTraining):
+        raise TypeError(f"model must be a BertForPreTraining (its MLM and NSP heads are scored), "
+                        f"got {type(model).__name__}")
+
+
+def _check_examples(name: str, examples) -> None:
+    """``examples`` must be a non-empty list of (input_ids, token_type_ids, is_next), as nsp_examples makes."""
+    if isinstance(examples, (str, bytes)) or not hasattr(examples, "__len__"):
+        raise TypeError(f"{name} must be a list of (input_ids, token_type_ids, is_next) from nsp_examples, "
+                        f"got {type(examples).__name__}")
+    if len(examples) == 0:
+        raise ValueError(f"{name} must hold at least one example, got none")
+    for i, example in enumerate(examples):
+        if not (isinstance(example, (tuple, list)) and len(example) == 3 and isinstance(example[2], bool)):
+            raise TypeError(f"{name}[{i}] must be (input_ids, token_type_ids, is_next) from nsp_examples, "
+                            f"got {example!r:.60}")

@@ -16,6 +16,7 @@ import ipywidgets
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from .. import _checks
 from ..viz import as_matrix, label_heatmap
 from .base import MAX_TYPED_WORDS, Blitter, FigureWidget, Memo, canvas_to_png, status_note, widget_figure
 
@@ -162,8 +163,7 @@ class AttentionExplorer(FigureWidget):
             raise ValueError("sentences must not be empty")
         if not score_names:
             raise ValueError("score_names must not be empty")
-        if isinstance(max_words, bool) or not isinstance(max_words, numbers.Integral) or max_words < 1:
-            raise ValueError(f"max_words must be a positive int, got {max_words!r}")
+        _checks.check_positive_int("max_words", max_words)
         self.max_words = int(max_words)
         self.view = TranslationAttentionView()
         super().__init__(self.view.fig)
@@ -195,14 +195,10 @@ class AttentionExplorer(FigureWidget):
         self._compute(list(self.sentence.value))
 
     def _on_typed(self) -> None:
-        words = list(self.segment(self.typed.value))
-        if not words:
-            self.tell("the box is empty: type a sentence and press Enter")
-            return
-        note = ""
-        if len(words) > self.max_words:
-            words, note = words[:self.max_words], f"only the first {self.max_words} words are used"
-        self._compute(words, note)
+        typed = self.typed_words(self.typed.value, self.segment, self.max_words)
+        if typed is not None:
+            words, note = typed
+            self._compute(words, note)
 
     # --- work -----------------------------------------------------------------
     def _compute(self, words: list[str] | None = None, note: str | None = None) -> None:

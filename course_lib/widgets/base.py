@@ -227,6 +227,20 @@ class Widget:
             return False
         return True
 
+    def typed_words(self, text: str, segment: Callable[[str], list[str]], max_words: int):
+        """The words of a text typed into a box, cut to ``max_words``: ``(words, note)``.
+
+        ``note`` says when the text was cut ("" otherwise). An empty box returns None after
+        saying so in the status line, so the caller keeps its last picture.
+        """
+        words = list(segment(text))
+        if not words:
+            self.tell("the box is empty: type a sentence and press Enter")
+            return None
+        if len(words) > max_words:
+            return words[:max_words], f"only the first {max_words} words are used"
+        return words, ""
+
     def tell(self, message: str) -> None:
         """Say why a change was refused: ``message`` (plain text: escaped here, cut to ``MESSAGE_CHARS``) in red
         in the status line, kept in ``self.message``; the view keeps its last good picture."""

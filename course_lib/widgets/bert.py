@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from .. import _checks
 from ..batching import IGNORE_INDEX
 from ..bert import BertForPreTraining, BertModel, mask_tokens
 from ..training import evaluating
@@ -31,20 +32,13 @@ MAX_MASKING_TOKENS = 512  # what BERT reads: its positional table (max_position_
 MAX_VIEW_TOKENS = 48      # the model view: beyond it the labels overlap and a redraw takes more than 150 ms
 
 
-def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
-
-
 def _encode(tokenizer, text_a: str, text_b: str | None, max_length: int | None) -> tuple[dict, bool]:
     """``tokenizer.encode(text_a, text_b)``, cut to ``max_length`` tokens (the longer sentence first,
     as ``encode`` cuts); and whether anything was cut."""
     for name, text in (("text_a", text_a), ("text_b", text_b)):
         if not isinstance(text, str) and not (name == "text_b" and text is None):
             raise TypeError(f"{name} must be a str{' or None' if name == 'text_b' else ''}, got {type(text).__name__}")
-    _check_positive_int("max_length", max_length, allow_none=True)
+    _checks.check_positive_int("max_length", max_length, allow_none=True)
     encoded = tokenizer.encode(text_a, text_b)
     if max_length is None or len(encoded["input_ids"]) <= max_length:
         return encoded, False
@@ -118,7 +112,7 @@ class MaskingExplorer(HTMLWidget):
 
     def __init__(self, tokenizer, text_a: str = "the man went to the store", text_b: str = "he bought a gallon of milk",
                  max_tokens: int = MAX_MASKING_TOKENS):
-        _check_positive_int("max_tokens", max_tokens)
+        _checks.check_positive_int("max_tokens", max_tokens)
         super().__init__()
         self.tokenizer, self.max_tokens = tokenizer, int(max_tokens)
         layout = ipywidgets.Layout(width="480px")
@@ -168,7 +162,7 @@ def _fill_mask(model, tokenizer, text: str, top: int, max_length: int | None):
         raise TypeError(f"model must be a course_lib.bert.BertForPreTraining, got {type(model).__name__}")
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    _check_positive_int("top", top)
+    _checks.check_positive_int("top", top)
     if top > len(tokenizer):
         raise ValueError(f"top must be at most the vocabulary size {len(tokenizer)}, got {top}")
     parts = [p.strip() for p in text.split("[SEP]") if p.strip()]
@@ -206,7 +200,7 @@ class FillMaskExplorer(FigureWidget):
                  top: int = 10):
         if not isinstance(model, BertForPreTraining):
             raise TypeError(f"model must be a course_lib.bert.BertForPreTraining, got {type(model).__name__}")
-        _check_positive_int("top", top)
+        _checks.check_positive_int("top", top)
         super().__init__(widget_figure((6.5, 3.0)))
         self.model, self.tokenizer, self.top = model, tokenizer, top
         self.max_tokens = model.bert.config.max_position_embeddings
@@ -302,7 +296,7 @@ class ModelView(FigureWidget):
                  text_b: str = "he bought a gallon of milk", max_tokens: int = MAX_VIEW_TOKENS):
         if not isinstance(model, BertModel):
             raise TypeError(f"model must be a course_lib.bert.BertModel, got {type(model).__name__}")
-        _check_positive_int("max_tokens", max_tokens)
+        _checks.check_positive_int("max_tokens", max_tokens)
         if max_tokens < 3:
             raise ValueError(f"max_tokens must leave room for [CLS] and two [SEP], got {max_tokens}")
         super().__init__(widget_figure((12.0, 5.0)))
@@ -402,7 +396,7 @@ def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict
         raise TypeError(f"pairs must be a list of (sentence_a, sentence_b or None), got {type(pairs).__name__}")
     if len(pairs) == 0:
         raise ValueError("pairs must hold at least one (sentence_a, sentence_b or None) pair, got none")
-    _check_positive_int("batch_size", batch_size)
+    _checks.check_positive_int("batch_size", batch_size)
     L, h = model.config.num_hidden_layers, model.config.num_attention_heads
     sums = {role: torch.zeros(L, h) for role in ("[CLS]", "[SEP]", "previous", "next", "itself", "same word")}
     counts = {role: 0 for role in sums}

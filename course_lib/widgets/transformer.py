@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from .. import _checks
 from ..diagnostics import softmax_saturation
 from ..transformer import sinusoidal_positional_encoding
 from .base import MAX_TYPED_WORDS, FigureWidget, Memo, status_note, widget_figure
@@ -44,11 +45,6 @@ def _check_sizes(name: str, values, allow_empty: bool = False) -> list[int]:
     return [int(v) for v in values]
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 class ScalingExplorer(FigureWidget):
     """Widget: choose d_k; see softmax(q·k) and softmax(q·k / sqrt(d_k)) side by side.
 
@@ -60,8 +56,8 @@ class ScalingExplorer(FigureWidget):
     def __init__(self, d_ks: Sequence[int] = tuple(2 ** i for i in range(11)), n_keys: int = 16,
                  num_queries: int = 256, seed: int = 0):
         d_ks = _check_sizes("d_ks", d_ks)
-        _check_positive_int("n_keys", n_keys)
-        _check_positive_int("num_queries", num_queries)
+        _checks.check_positive_int("n_keys", n_keys)
+        _checks.check_positive_int("num_queries", num_queries)
         if n_keys < 2:
             raise ValueError(f"n_keys must be at least 2 (softmax over one key is always 1), got {n_keys}")
         super().__init__(widget_figure((10.0, 3.3)))
@@ -160,7 +156,7 @@ class PositionExplorer(FigureWidget):
     """
 
     def __init__(self, max_len: int = 64, d_models: Sequence[int] = (16, 32, 64, 128, 512), position: int = 10):
-        _check_positive_int("max_len", max_len)
+        _checks.check_positive_int("max_len", max_len)
         if max_len < 2:
             raise ValueError(f"max_len must be at least 2 (a position and its neighbour), got {max_len}")
         d_models = _check_sizes("d_models", d_models)
@@ -263,7 +259,7 @@ class TransformerAttentionExplorer(FigureWidget):
             raise ValueError("sentences must not be empty")
         if not isinstance(kind, str) or kind not in ATTENTION_KINDS:
             raise ValueError(f"kind must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
-        _check_positive_int("max_words", max_words)
+        _checks.check_positive_int("max_words", max_words)
         super().__init__(widget_figure((10.0, 4.2)))
         self.trace_fn = trace_fn
         self.segment = segment or str.split
@@ -297,14 +293,10 @@ class TransformerAttentionExplorer(FigureWidget):
         return self._traces.get(tuple(words), lambda: self.trace_fn(list(words)))
 
     def _on_typed(self) -> None:
-        words = list(self.segment(self.typed.value))
-        if not words:
-            self.tell("the box is empty: type a sentence and press Enter")
-            return
-        note = ""
-        if len(words) > self.max_words:
-            words, note = words[:self.max_words], f"only the first {self.max_words} words are used"
-        self._new_sentence(words, note)
+        typed = self.typed_words(self.typed.value, self.segment, self.max_words)
+        if typed is not None:
+            words, note = typed
+            self._new_sentence(words, note)
 
     def _new_sentence(self, words: list[str], note: str = "") -> None:
         self._trace = self._traced(words)  # stays as it was when the model refuses the words

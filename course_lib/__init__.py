@@ -2,10 +2,11 @@
 
 Every notebook imports what it needs from here; each module has one job:
 
-Models (imports flow one way: attention <- transformer <- encoder_decoder, gpt, bert)
+Models (imports flow one way: attention <- transformer <- encoder_decoder, gpt, bert; attention <- gru_translator)
 - ``attention``: score functions, soft / key-value attention, scaled dot-product, multi-head, masks
 - ``transformer``: positional encoding, feed-forward, encoder / decoder layers (Add & Norm), ``to_torch``
 - ``encoder_decoder``: the encoder-decoder Transformer of notebook 02: embeddings, stacks, greedy decoding
+- ``gru_translator``: the GRU encoder-decoder with attention of notebook 01
 - ``gpt``: GPT, generation, the GPT-2 loader, the classification head with L3 = L2 + λ L1 (notebook 03)
 - ``bert``: BERT, its MLM + NSP heads, MLM masking, NSP pairs, the Hugging Face loader (notebook 04)
 - ``pretrained``: the bundled all-MiniLM-L6-v2 weights

@@ -5,7 +5,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from course_lib.data.stories import FEELINGS
-from course_lib.data.folders import FolderTextDataset, make_story_folder, pad_collate
+from course_lib.data.folders import FolderTextDataset, TokenizedDataset, make_story_folder, pad_collate
+from course_lib.data.stories import make_story_corpus
+from course_lib.tokenizers import WordVocab
 
 
 def test_story_folder_round_trip(tmp_path):
@@ -47,3 +49,20 @@ def test_dataset_works_in_dataloader_workers_started_by_spawn(tmp_path):
                         multiprocessing_context="spawn")
     texts, labels = next(iter(loader))
     assert len(texts) == 4 and labels.tolist() == [0, 0, 1, 1]
+
+
+def test_tokenized_dataset_in_spawned_workers_gives_the_same_batches(tmp_path):
+    """Notebook 05's two-worker loader: spawned workers find TokenizedDataset and batch as one process does."""
+    vocab = WordVocab(make_story_corpus(100, seed=0).words)
+    data = TokenizedDataset(FolderTextDataset(make_story_folder(tmp_path / "s", per_class=4, seed=0)), vocab)
+    ids, label = data[0]
+    assert ids == vocab.encode(FolderTextDataset(tmp_path / "s")[0][0].split()) and label == 0
+
+    def first(workers, context=None):
+        loader = DataLoader(data, batch_size=4, shuffle=True, collate_fn=pad_collate, num_workers=workers,
+                            multiprocessing_context=context, generator=torch.Generator().manual_seed(0))
+        return next(iter(loader))
+    alone, spawned = first(0), first(2, "spawn")
+    assert all(torch.equal(a, b) for a, b in zip(alone, spawned))
+    with pytest.raises(TypeError, match="vocab"):
+        TokenizedDataset(data, vocab=None)

@@ -3,10 +3,12 @@
 In the spirit of the classic beginner's example (a folder ``ants/`` and a folder ``bees/`` of
 pictures, the label being the folder's name), :func:`make_story_folder` writes story-world texts
 into ``happy/`` and ``sad/`` folders; :class:`FolderTextDataset` reads them back; :func:`pad_collate`
-turns a list of variable-length token sequences into one padded batch.
+turns a list of variable-length token sequences into one padded batch; :class:`TokenizedDataset`
+wraps a dataset of (text, label) into one of (token ids, label).
 
-``FolderTextDataset`` lives in a module (not a notebook), so DataLoader workers started with
-``spawn`` (macOS, Windows) can import it.
+These classes live in a module, not a notebook, on purpose: DataLoader workers started by
+``spawn`` (Windows, macOS) or ``forkserver`` (Linux from Python 3.14) import the dataset's class
+by its module path, and a class defined in a notebook's ``__main__`` cannot be found there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .. import _checks
 from ..batching import pad_sequences
 from .stories import MOOD_TEXTS_PER_MOOD, MOODS, make_mood_task
 
-__all__ = ["make_story_folder", "FolderTextDataset", "pad_collate"]
+__all__ = ["make_story_folder", "FolderTextDataset", "TokenizedDataset", "pad_collate"]
 
 
 def make_story_folder(root, per_class: int = 50, seed: int = 0) -> pathlib.Path:
@@ -83,6 +85,27 @@ class FolderTextDataset(Dataset):
             return path.read_text(encoding="utf-8").strip(), label
         except UnicodeDecodeError:
             raise ValueError(f"{path} is not a UTF-8 text file: keep only text files in {self.root}") from None
+
+
+class TokenizedDataset(Dataset):
+    """(text, label) items -> (token ids, label): item i is ``(vocab.encode(text.split()), label)``.
+
+    texts_and_labels: any dataset of (str, int) pairs, e.g. a :class:`FolderTextDataset`.
+    vocab: anything with ``encode(words) -> list[int]`` that pickles (a :class:`WordVocab`), since
+    each DataLoader worker receives its own copy.
+    """
+
+    def __init__(self, texts_and_labels, vocab):
+        if not hasattr(vocab, "encode"):
+            raise TypeError(f"vocab must have an encode(words) method (e.g. a WordVocab), got {type(vocab).__name__}")
+        self.inner, self.vocab = texts_and_labels, vocab
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int):
+        text, label = self.inner[index]
+        return self.vocab.encode(text.split()), label
 
 
 def pad_collate(batch, pad_id: int = 0):

@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # before pyplot is imported: figures are written to files
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from . import _checks
 from . import diagnostics, viz  # noqa: E402
 from .bert import BertModel  # noqa: E402
 from .data import NOTES_EXAMPLES, make_translation_corpus  # noqa: E402
@@ -43,8 +44,7 @@ def _folder(out_dir) -> pathlib.Path:
 
 
 def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    _checks.check_positive_int(name, value)
 
 
 def _check_seed(seed) -> None:

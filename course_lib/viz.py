@@ -28,6 +28,8 @@ from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from . import _checks
+
 __all__ = [
     "CJK_FONT",
     "as_matrix",
@@ -195,8 +197,7 @@ def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Seque
     mats = _matrices(matrices)
     if titles is not None:
         _check_labels("titles", titles, len(mats), per="matrix")
-    if cols is not None and (isinstance(cols, bool) or not isinstance(cols, numbers.Integral) or cols < 1):
-        raise ValueError(f"cols must be a positive int or None, got {cols!r}")
+    _checks.check_positive_int("cols", cols, allow_none=True)
     _check_positive_real("size", size)
     for m in mats:  # the labels are shared: they must fit every matrix
         _check_labels("xlabels", xlabels, m.shape[1])

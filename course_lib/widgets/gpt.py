@@ -14,6 +14,7 @@ import ipywidgets
 import numpy as np
 import torch
 
+from .. import _checks
 from ..gpt import GPT, next_token_probs
 from ..tokenizers import WordVocab
 from ..training import evaluating
@@ -38,8 +39,7 @@ def _check_sampling(temperature, top_k) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) \
             or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
-        raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+    _checks.check_positive_int("top_k", top_k, allow_none=True)
 
 
 def _prompt_words(prompt: str, vocab: WordVocab) -> list[str]:
@@ -92,8 +92,7 @@ def next_word_distribution(model: GPT, vocab: WordVocab, prompt: str, temperatur
     """
     _check_model_and_vocab(model, vocab)
     _check_sampling(temperature, top_k)
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    _checks.check_positive_int("n", n)
     return _top_words(_next_logits(model, vocab, prompt), vocab, temperature, top_k, n)
 
 
@@ -108,8 +107,7 @@ def continue_text(model: GPT, vocab: WordVocab, prompt: str, temperature: float 
     _check_sampling(temperature, top_k)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    if isinstance(max_new_words, bool) or not isinstance(max_new_words, numbers.Integral) or max_new_words < 1:
-        raise ValueError(f"max_new_words must be a positive int, got {max_new_words!r}")
+    _checks.check_positive_int("max_new_words", max_new_words)
     ids = _prompt_ids(prompt, vocab, model.config.block_size)
     room = model.config.block_size - ids.shape[1]
     if room < 1:
@@ -137,8 +135,7 @@ class GenerationExplorer(FigureWidget):
     def __init__(self, model: GPT, vocab: WordVocab, prompt: str = "the man went to the store . he",
                  n: int = 12):
         _check_model_and_vocab(model, vocab)
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        _checks.check_positive_int("n", n)
         if model.config.block_size < 3:
             raise ValueError(f"model.config.block_size must be at least 3 (<bos>, a word, a word to write), "
                              f"got {model.config.block_size}")

@@ -65,6 +65,11 @@ def timed_moves(move, moves: int, prepare=None) -> float:
     return statistics.median(samples)
 
 
+def pasted(texts: list[str], sep: str = "") -> list[str]:
+    """Each text repeated to 5,000 characters: what a learner pastes by mistake (the widget cuts it)."""
+    return [((t + sep) * (5000 // len(t) + 1))[:5000] for t in texts]
+
+
 def notebook_01(moves: int) -> list[tuple]:
     corpus = make_translation_corpus(seed=0)
     sv, tv = WordVocab(corpus.zh_words), WordVocab(corpus.en_words)
@@ -89,6 +94,8 @@ def notebook_01(moves: int) -> list[tuple]:
          lambda i: setattr(explorer.sentence, "value", options[moves - i % 8][1]), None),
         ("01 attention explorer", "your own (typed)", "recompute",
          lambda i: setattr(explorer.typed, "value", typed[i]), None),
+        ("01 attention explorer", "your own (5,000 chars)", "recompute",
+         lambda i: setattr(explorer.typed, "value", pasted(typed)[i]), None),
     ]
 
 
@@ -134,6 +141,8 @@ def notebook_02(moves: int) -> list[tuple]:
          lambda i: setattr(explorer.sentence, "value", explorer.sentence.options[i][1]), None),
         ("02 attention explorer", "your own (typed)", "recompute",
          lambda i: setattr(explorer.typed, "value", typed[i]), None),
+        ("02 attention explorer", "your own (5,000 chars)", "recompute",
+         lambda i: setattr(explorer.typed, "value", pasted(typed)[i]), None),
     ]
 
 
@@ -183,6 +192,8 @@ def notebook_04(moves: int) -> list[tuple]:
         ("04 model view", "head", "view", lambda i: setattr(view.head, "value", 1 + i % 12), None),
         ("04 model view", "sentence A (typed)", "recompute",
          lambda i: setattr(view.text_a, "value", sentences[i]), None),
+        ("04 model view", "sentence A (5,000 chars)", "recompute",
+         lambda i: setattr(view.text_a, "value", pasted(sentences, " ")[i]), None),
     ]
 
 

@@ -3,7 +3,8 @@
 Every widget is fed, in every text box, what a careless or hostile learner types: nothing, spaces,
 punctuation, unknown words, emoji, HTML, 5,000 characters, text longer than the model's positional
 table, TeX, [MASK] and [SEP] where they do not belong. Each answer must come without an exception,
-within a bounded time, with a message in the status line where the text cannot be used as typed,
+with work bounded by a cut (a text twice as long draws the same picture: the time an answer takes is
+measured in benchmarks/widgets.py, never here), with a message in the status line where the text cannot be used as typed,
 with the typed HTML escaped, and with a picture still shown (the last good one when the text was
 refused). The public functions answer bad arguments with a ValueError or TypeError naming them.
 """
@@ -11,8 +12,6 @@ refused). The public functions answer bad arguments with a ValueError or TypeErr
 import matplotlib
 
 matplotlib.use("Agg")
-
-import time  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
@@ -66,7 +65,6 @@ HOSTILE = {
 }
 # Texts no widget can use as typed: each must leave a message in the status line.
 MUST_TELL = {"long_zh", "long_en"}
-SECONDS_PER_ANSWER = 1.0  # generous for CI: the widgets answer in well under 150 ms on a quiet laptop
 
 
 # ---------------------------------------------------------------------------
@@ -141,10 +139,7 @@ def test_typed_text_never_raises_and_is_answered(widgets, widget, box, case):
     control.value = good[box]  # start from a good picture (a no-op when it is there already)
     assert w.message == "", w.message
     before = w.picture
-    start = time.perf_counter()
     control.value = HOSTILE[case]  # a callback that raised would raise here
-    seconds = time.perf_counter() - start
-    assert seconds < SECONDS_PER_ANSWER, f"{widget} took {seconds:.2f} s to answer {case!r}"
     shown = _shown(w)
     if case in MUST_TELL:
         assert w.message or "only the" in shown, f"{widget} said nothing about {case!r}"
@@ -158,6 +153,21 @@ def test_typed_text_never_raises_and_is_answered(widgets, widget, box, case):
         assert picture[:4] == b"\x89PNG"
     if w.message:  # refused: the last good picture stays
         assert picture == before
+
+
+@pytest.mark.parametrize("case", sorted(MUST_TELL))
+@pytest.mark.parametrize("widget,box", CASES)
+def test_a_longer_text_costs_no_more_work(widgets, widget, box, case):
+    """The text is cut before any work is done: 10,000 characters draw what 5,000 drew, so an
+    answer's cost does not grow with what is typed (its time: benchmarks/widgets.py)."""
+    w, good = widgets[widget]
+    control = getattr(w, box)
+    control.value = good[box]
+    control.value = HOSTILE[case]
+    picture, message = w.picture, w.message
+    control.value = good[box]  # away and back: the doubled text must be computed, not kept
+    control.value = HOSTILE[case] * 2
+    assert (w.picture, w.message) == (picture, message)
 
 
 def test_long_text_is_cut_to_what_the_model_reads(widgets):

@@ -63,8 +63,9 @@ class _Embedding(nn.Module):
     position drowns the other.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, max_len: int, dropout: float):
+    def __init__(self, vocab_size: int, d_model: int, max_len: int, dropout: float, positions: bool = True):
         super().__init__()
+        _checks.check_bool("positions", positions)
         _checks.check_positive_int("vocab_size", vocab_size)
         _checks.check_positive_int("d_model", d_model)
         _checks.check_positive_int("max_len", max_len)
@@ -74,7 +75,7 @@ class _Embedding(nn.Module):
         # a buffer, not a parameter: it moves with .to(device) and is saved, but is not trained
         self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.vocab_size, self.d_model, self.max_len = vocab_size, d_model, max_len
+        self.vocab_size, self.d_model, self.max_len, self.positions = vocab_size, d_model, max_len, positions
 
     def _check_inputs(self, ids, name="ids"):
         """The input check of :meth:`forward`."""
@@ -84,7 +85,9 @@ class _Embedding(nn.Module):
     def forward(self, ids: torch.Tensor, name: str = "ids") -> torch.Tensor:
         """ids (B, L) -> (B, L, d); ``name`` is the argument named in an error message."""
         L = ids.shape[1]
-        x = self.tok(ids) * math.sqrt(self.d_model) + self.pe[:L]  # (B, L, d) + (L, d) -> (B, L, d)
+        x = self.tok(ids) * math.sqrt(self.d_model)  # (B, L, d)
+        if self.positions:  # without them the model sees a bag of words (notebook 02's ablation)
+            x = x + self.pe[:L]  # (B, L, d) + (L, d) -> (B, L, d)
         return self.dropout(x)
 
 
@@ -97,15 +100,16 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
-                 max_len: int, dropout: float = 0.1, norm_first: bool = False):
+                 max_len: int, dropout: float = 0.1, norm_first: bool = False, *, positions: bool = True,
+                 residual: bool = True, layer_norm: bool = True):
         super().__init__()
         _checks.check_positive_int("num_layers", num_layers)
         _checks.check_bool("norm_first", norm_first)
-        self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
-                                    for _ in range(num_layers))
+        self.embedding = _Embedding(vocab_size, d_model, max_len, dropout, positions)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first, residual=residual,
+                                                 layer_norm=layer_norm) for _ in range(num_layers))
         # pre-norm layers leave their output un-normalised: one LayerNorm closes the stack
-        self.final_norm = nn.LayerNorm(d_model) if norm_first else None
+        self.final_norm = nn.LayerNorm(d_model) if norm_first and layer_norm else None
         self.num_heads = num_heads
 
     def _check_inputs(self, src, src_mask=None):
@@ -135,14 +139,15 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, vocab_size: int, d_model: int, num_heads: int, d_ff: int, num_layers: int,
-                 max_len: int, dropout: float = 0.1, norm_first: bool = False):
+                 max_len: int, dropout: float = 0.1, norm_first: bool = False, *, positions: bool = True,
+                 residual: bool = True, layer_norm: bool = True):
         super().__init__()
         _checks.check_positive_int("num_layers", num_layers)
         _checks.check_bool("norm_first", norm_first)
-        self.embedding = _Embedding(vocab_size, d_model, max_len, dropout)
-        self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first)
-                                    for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(d_model) if norm_first else None  # GPT-2's ln_f
+        self.embedding = _Embedding(vocab_size, d_model, max_len, dropout, positions)
+        self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first, residual=residual,
+                                                 layer_norm=layer_norm) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(d_model) if norm_first and layer_norm else None  # GPT-2's ln_f
         self.lm_head = nn.Linear(d_model, vocab_size)
         self.num_heads = num_heads
 
@@ -178,6 +183,10 @@ class EncoderDecoder(nn.Module):
         dropout: everywhere (embeddings, attention weights, feed-forward, residual branches).
         norm_first: False (default) for the post-norm layers of the notes, True for pre-norm
             layers (and a final LayerNorm closing each stack).
+        positions, causal, residual, layer_norm: the parts notebook 02 removes one at a time to
+            show what each does (all True by default): the positional encoding of both stacks,
+            the causal mask of the decoder's self-attention (during training and decoding alike),
+            the "Add" and the "Norm" of every layer.
 
     Attention weights for visualisation: after every forward (or :meth:`greedy_decode`),
     :meth:`attention_maps` returns each layer's latest weights, shape (B, h, Tq, Tk).
@@ -185,11 +194,16 @@ class EncoderDecoder(nn.Module):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, num_heads: int = 4,
                  d_ff: int = 128, num_layers: int = 2, max_len: int = 64, dropout: float = 0.1,
-                 norm_first: bool = False):
+                 norm_first: bool = False, *, positions: bool = True, causal: bool = True,
+                 residual: bool = True, layer_norm: bool = True):
         super().__init__()
-        self.encoder = Encoder(src_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout, norm_first)
-        self.decoder = Decoder(tgt_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout, norm_first)
-        self.max_len = max_len
+        _checks.check_bool("causal", causal)
+        parts = dict(positions=positions, residual=residual, layer_norm=layer_norm)
+        self.encoder = Encoder(src_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout, norm_first,
+                               **parts)
+        self.decoder = Decoder(tgt_vocab_size, d_model, num_heads, d_ff, num_layers, max_len, dropout, norm_first,
+                               **parts)
+        self.max_len, self.causal = max_len, causal
 
     def _check_encode(self, src, src_pad_id=0):
         """The input checks of :meth:`encode`."""
@@ -216,7 +230,9 @@ class EncoderDecoder(nn.Module):
         """tgt_in (B, T), memory (B, S, d) -> logits (B, T, V), with the causal & padding target mask."""
         T = tgt_in.shape[1]
         # (1, 1, T, T) & (B, 1, 1, T) -> (B, 1, T, T): position t sees real tokens at positions <= t
-        tgt_mask = causal_mask(T, device=tgt_in.device)[None, None] & padding_mask(tgt_in, tgt_pad_id)
+        tgt_mask = padding_mask(tgt_in, tgt_pad_id)
+        if self.causal:  # without it (the ablation) position t also sees the words after it
+            tgt_mask = causal_mask(T, device=tgt_in.device)[None, None] & tgt_mask
         return self.decoder(tgt_in, memory, src_mask, tgt_mask)
 
     def _check_forward(self, src, tgt_in, src_pad_id=0, tgt_pad_id=0):

@@ -174,20 +174,24 @@ class EncoderLayer(nn.Module):
         activation: of the feed-forward network, see :class:`FeedForward`.
         bias: biases in every linear layer and LayerNorm (GPT-style models may drop them).
         layer_norm_eps: the LayerNorms' epsilon, a finite number > 0.
+        residual, layer_norm: the "Add" and the "Norm" of Add & Norm (both True by default); set
+            one False to train the same layer without it (notebook 02's ablation). Without
+            LayerNorm each ``norm*`` is an ``nn.Identity``.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
                  norm_first: bool = False, activation: str = "relu", bias: bool = True,
-                 layer_norm_eps: float = 1e-5):
+                 layer_norm_eps: float = 1e-5, residual: bool = True, layer_norm: bool = True):
         super().__init__()
         _checks.check_probability("dropout", dropout)
         _checks.check_bool("norm_first", norm_first)
         _checks.check_number("layer_norm_eps", layer_norm_eps, positive=True)
-        self.norm_first = norm_first
+        _check_add_and_norm(residual, layer_norm)
+        self.norm_first, self.residual = norm_first, residual
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias)
         self.ffn = FeedForward(d_model, d_ff, dropout, activation=activation, bias=bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm1 = _norm(d_model, layer_norm, eps=layer_norm_eps, bias=bias)
+        self.norm2 = _norm(d_model, layer_norm, eps=layer_norm_eps, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.d_model, self.num_heads = d_model, num_heads
@@ -207,16 +211,17 @@ class EncoderLayer(nn.Module):
 
         Returns (B, T, d).
         """
+        add = _add if self.residual else _replace
         if self.norm_first:
             normed = self.norm1(x)
             attn_out, weights = self.self_attn(normed, normed, normed, mask)  # (B, T, d), (B, h, T, T)
             self.attn_weights = weights.detach()
-            x = x + self.dropout1(attn_out)
-            return x + self.dropout2(self.ffn(self.norm2(x)))
+            x = add(x, self.dropout1(attn_out))
+            return add(x, self.dropout2(self.ffn(self.norm2(x))))
         attn_out, weights = self.self_attn(x, x, x, mask)  # (B, T, d), (B, h, T, T)
         self.attn_weights = weights.detach()
-        x = self.norm1(x + self.dropout1(attn_out))
-        x = self.norm2(x + self.dropout2(self.ffn(x)))
+        x = self.norm1(add(x, self.dropout1(attn_out)))
+        x = self.norm2(add(x, self.dropout2(self.ffn(x))))
         return x
 
 
@@ -244,17 +249,18 @@ class DecoderLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False):
+                 norm_first: bool = False, residual: bool = True, layer_norm: bool = True):
         super().__init__()
         _checks.check_probability("dropout", dropout)
         _checks.check_bool("norm_first", norm_first)
-        self.norm_first = norm_first
+        _check_add_and_norm(residual, layer_norm)
+        self.norm_first, self.residual = norm_first, residual
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.norm1 = _norm(d_model, layer_norm)
+        self.norm2 = _norm(d_model, layer_norm)
+        self.norm3 = _norm(d_model, layer_norm)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
@@ -278,23 +284,44 @@ class DecoderLayer(nn.Module):
         tgt_mask: bool broadcastable to (B, h, T, T), usually causal & padding (B, 1, T, T).
         Returns (B, T, d).
         """
+        add = _add if self.residual else _replace
         if self.norm_first:
             normed = self.norm1(x)
             attn_out, weights = self.self_attn(normed, normed, normed, tgt_mask)  # (B, T, d), (B, h, T, T)
             self.self_attn_weights = weights.detach()
-            x = x + self.dropout1(attn_out)
+            x = add(x, self.dropout1(attn_out))
             attn_out, weights = self.cross_attn(self.norm2(x), memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
             self.cross_attn_weights = weights.detach()
-            x = x + self.dropout2(attn_out)
-            return x + self.dropout3(self.ffn(self.norm3(x)))
+            x = add(x, self.dropout2(attn_out))
+            return add(x, self.dropout3(self.ffn(self.norm3(x))))
         attn_out, weights = self.self_attn(x, x, x, tgt_mask)  # (B, T, d), (B, h, T, T)
         self.self_attn_weights = weights.detach()
-        x = self.norm1(x + self.dropout1(attn_out))
+        x = self.norm1(add(x, self.dropout1(attn_out)))
         attn_out, weights = self.cross_attn(x, memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
         self.cross_attn_weights = weights.detach()
-        x = self.norm2(x + self.dropout2(attn_out))
-        x = self.norm3(x + self.dropout3(self.ffn(x)))
+        x = self.norm2(add(x, self.dropout2(attn_out)))
+        x = self.norm3(add(x, self.dropout3(self.ffn(x))))
         return x
+
+
+def _add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The residual connection ("Add"): the stream plus the sub-layer's correction."""
+    return x + y
+
+
+def _replace(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """No residual connection: the sub-layer's output replaces the stream (the ablation)."""
+    return y
+
+
+def _norm(d_model: int, layer_norm: bool, **options) -> nn.Module:
+    """A LayerNorm over the last axis, or an identity when the "Norm" is switched off."""
+    return nn.LayerNorm(d_model, **options) if layer_norm else nn.Identity()
+
+
+def _check_add_and_norm(residual, layer_norm) -> None:
+    _checks.check_bool("residual", residual)
+    _checks.check_bool("layer_norm", layer_norm)
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
@@ -334,6 +361,8 @@ def to_torch(layer: EncoderLayer | DecoderLayer) -> nn.TransformerEncoderLayer |
 
     if not isinstance(layer, (EncoderLayer, DecoderLayer)):
         raise TypeError(f"layer must be an EncoderLayer or a DecoderLayer, got {type(layer).__name__}")
+    if not layer.residual or isinstance(layer.norm1, nn.Identity):
+        raise ValueError("layer has no residual connection or no LayerNorm: torch's layers always have both")
     # torch names "relu" and "gelu" itself; GPT-2's tanh GELU goes in as a function
     activation = {"relu": "relu", "gelu": "gelu"}.get(layer.ffn.activation, ACTIVATIONS[layer.ffn.activation])
     if isinstance(layer, EncoderLayer):

@@ -329,17 +329,19 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
                                  dropout: float = 0.1, norm_first: bool = False, max_len: int = 32,
                                  steps: int = 600, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
                                  eval_every: int | None = None, live_plot=None, progress: bool = True,
-                                 desc: str | None = None):
+                                 desc: str | None = None, **parts):
     """Build an :class:`~course_lib.encoder_decoder.EncoderDecoder` and train it on ``corpus.train``.
 
     AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
     training loop, validation exact match every ``eval_every`` steps. Returns (model, history).
+    ``parts`` (``positions``, ``causal``, ``residual``, ``layer_norm``) go to the model: set one
+    False to train it without that part.
     """
     _check_corpus(corpus)
     _check_vocabs(src_vocab, tgt_vocab)
     set_seed(seed)  # the initial weights depend on the seed too
     model = EncoderDecoder(len(src_vocab), len(tgt_vocab), d_model=d_model, num_heads=num_heads, d_ff=d_ff,
-                           num_layers=num_layers, max_len=max_len, dropout=dropout, norm_first=norm_first)
+                           num_layers=num_layers, max_len=max_len, dropout=dropout, norm_first=norm_first, **parts)
     history = train(
         model, translation_batches(corpus.train, src_vocab, tgt_vocab, batch_size, seed=seed),
         transformer_translation_loss, steps=steps, lr=lr, schedule="cosine", seed=seed, eval_every=eval_every,

@@ -25,6 +25,7 @@ from .transformer import FeedForward
 __all__ = [
     "softmax_saturation",
     "STACK_VARIANTS",
+    "STACK_INITS",
     "stack_statistics",
     "layer_gradient_norms",
 ]
@@ -90,14 +91,30 @@ STACK_VARIANTS = {
 }
 
 
+# How stack_statistics initialises the Linear layers
+STACK_INITS = ("pytorch", "variance_preserving")
+
+
 def stack_statistics(depth: int = 24, *, residual: bool, norm: bool, d_model: int = 64, num_heads: int = 4,
-                     d_ff: int = 256, seq_len: int = 16, batch: int = 8, seed: int = 0) -> dict:
+                     d_ff: int = 256, seq_len: int = 16, batch: int = 8, seed: int = 0,
+                     init: str = "pytorch") -> dict:
     """Push random inputs through ``depth`` freshly initialised encoder layers and measure them.
 
     Each layer has the two sub-layers of the notes' encoder, self-attention and the feed-forward
     network (course_lib's own :class:`MultiHeadAttention` and :class:`FeedForward`, PyTorch's
-    default initialisation, no dropout), each wrapped as ``STACK_VARIANTS`` describes:
+    default initialisation unless ``init`` says otherwise, no dropout), each wrapped as
+    ``STACK_VARIANTS`` describes:
     ``y = f(x)``, then ``y = x + y`` if ``residual``, then ``y = LayerNorm(y)`` if ``norm``.
+
+    ``init`` chooses the Linear layers' starting weights:
+
+    - ``"pytorch"``: torch's default, uniform with variance 1 / (3 fan_in). Each Linear divides
+      the variance of its input by about 3 (the ReLU halves it once more), so a plain stack
+      shrinks partly because of this choice, not only because of what attention does.
+    - ``"variance_preserving"``: N(0, 1 / fan_in), and N(0, 2 / fan_in) for the Linear before
+      the ReLU (He et al. 2015), biases 0: each Linear keeps the variance of its input, so
+      what still shrinks or collapses is inherent to the architecture (attention averaging
+      positions), not to the initialisation.
 
     Returns a dict of lists, index 0 the input and index l the output of layer l (depth + 1 each):
         activation_std: standard deviation of the activations;
@@ -113,11 +130,22 @@ def stack_statistics(depth: int = 24, *, residual: bool, norm: bool, d_model: in
     _checks.check_bool("residual", residual)
     _checks.check_bool("norm", norm)
     _check_seed(seed)
+    if not isinstance(init, str) or init not in STACK_INITS:
+        raise ValueError(f"init must be one of {STACK_INITS}, got {init!r}")
     torch.manual_seed(seed)
     sublayers = nn.ModuleList()
     for _ in range(depth):
         sublayers.append(MultiHeadAttention(d_model, num_heads))
         sublayers.append(FeedForward(d_model, d_ff))
+    if init == "variance_preserving":
+        with torch.no_grad():
+            for module in sublayers.modules():
+                if isinstance(module, nn.Linear):
+                    if module.bias is not None:
+                        module.bias.zero_()
+                    module.weight.normal_(0.0, 1.0 / math.sqrt(module.in_features))
+            for ffn in sublayers[1::2]:  # the Linear before the ReLU: twice the variance (He init)
+                ffn.linear1.weight.mul_(math.sqrt(2.0))
     norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(2 * depth))
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, seq_len, d_model, generator=g)

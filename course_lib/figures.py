@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from . import _checks
-from . import diagnostics, viz  # noqa: E402
+from . import diagnostics, diagrams, viz  # noqa: E402
 from .bert import BertModel  # noqa: E402
 from .data import NOTES_EXAMPLES, make_translation_corpus  # noqa: E402
 from .data.stories import FEELINGS, entropy_floor, make_story_corpus  # noqa: E402
@@ -50,6 +50,20 @@ def _check_count(name: str, value) -> None:
 def _check_seed(seed) -> None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
+
+
+def diagram_figures(out_dir: pathlib.Path) -> list[pathlib.Path]:
+    """figures/diagram_attention_rnn.png (notebook 01) and figures/diagram_transformer.png (notebook 02):
+    the architecture diagrams of :mod:`course_lib.diagrams`, drawn from code (no training)."""
+    out_dir = _folder(out_dir)
+    paths = []
+    for name, draw in (("diagram_attention_rnn.png", diagrams.attention_rnn_decoder),
+                       ("diagram_transformer.png", diagrams.transformer)):
+        fig = draw()
+        paths.append(out_dir / name)
+        paths[-1].write_bytes(viz.figure_to_png(fig, dpi=100))
+        plt.close(fig)
+    return paths
 
 
 def attention_figures(out_dir: pathlib.Path, steps: int = 400, seed: int = 0) -> list[pathlib.Path]:
@@ -139,7 +153,7 @@ def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[
     ax1.set_title("pretraining a GPT on the story world")
     ax1.legend()
     viz.plot_heatmap(ax2, e @ e.T, feelings, feelings, cmap="RdBu_r", vmin=-1, vmax=1,
-                     title="feeling words after pretraining: cos(W_e[a], W_e[b])")
+                     title="feeling words after pretraining: cos(W_e[a], W_e[b])", colorbar_label="cosine similarity")
     ax2.tick_params(axis="x", labelrotation=90)
     path = out_dir / "gpt_pretraining.png"
     path.write_bytes(viz.figure_to_png(fig, dpi=90))
@@ -181,8 +195,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=_steps_arg, default=400, help="training steps of the translators")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = (attention_figures(args.out, steps=args.steps) + transformer_figures(args.out, steps=args.steps)
-             + gpt_figures(args.out) + bert_figures(args.out))
+    paths = (diagram_figures(args.out) + attention_figures(args.out, steps=args.steps)
+             + transformer_figures(args.out, steps=args.steps) + gpt_figures(args.out) + bert_figures(args.out))
     for path in paths:
         print("wrote", path)
 

@@ -9,6 +9,11 @@ decoder
 4. feeds context and the previous output word y_{t-1} (e.g. "love") into its GRU cell, s_t;
 5. predicts the next English word from s_t and the context.
 
+With ``attention=False`` the same model has no attention (the ablation of notebook 01): steps 2-3
+are replaced by one fixed context for every step, the last encoder state (the forward GRU's state
+after word n joined with the backward GRU's state after word 1), as in an encoder-decoder that
+squeezes the sentence into one vector.
+
 Its training recipe, evaluation and attention traces are in :mod:`course_lib.tasks.translation`.
 Shapes: B batch, S source length, T target length, d model width, V vocabulary size.
 """
@@ -36,14 +41,18 @@ class AttentionGRUTranslator(nn.Module):
         score: the score function s(h_i, q): "additive", "dot", "scaled_dot" or "bilinear".
         d_embed: word embedding width (default d_model // 2).
         bos_id, eos_id: target ids of <bos> and <eos>.
+        attention: False replaces the attention by a fixed context, the last encoder state
+            [forward state after word n; backward state after word 1], the same at every step;
+            the weights it returns are then all zero (no score function is built).
 
     Its methods check their inputs at the outermost call (``_checks.checked_by``): ids of the
     right shape and vocabulary, lengths in [1, S], states of width d_model.
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, score: str = "additive",
-                 d_embed: int | None = None, bos_id: int = 2, eos_id: int = 3):
+                 d_embed: int | None = None, bos_id: int = 2, eos_id: int = 3, attention: bool = True):
         super().__init__()
+        _checks.check_bool("attention", attention)
         for name, value in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size),
                             ("d_model", d_model)):
             _checks.check_positive_int(name, value)
@@ -54,12 +63,13 @@ class AttentionGRUTranslator(nn.Module):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < tgt_vocab_size:
                 raise ValueError(f"{name} must be an id in [0, tgt_vocab_size={tgt_vocab_size}), got {value!r}")
         d_embed = d_embed or d_model // 2
-        self.d_model, self.bos_id, self.eos_id, self.score_name = d_model, bos_id, eos_id, score
+        self.d_model, self.bos_id, self.eos_id, self.attention = d_model, bos_id, eos_id, attention
+        self.score_name = score if attention else "none"
         self.src_embed = nn.Embedding(src_vocab_size, d_embed, padding_idx=0)
         self.encoder = nn.GRU(d_embed, d_model // 2, batch_first=True, bidirectional=True)
         self.init_state = nn.Linear(d_model, d_model)  # s_0 from the encoder's two final states
         self.tgt_embed = nn.Embedding(tgt_vocab_size, d_embed, padding_idx=0)
-        self.score = make_score(score, d_model)
+        self.score = make_score(score, d_model) if attention else None
         self.cell = nn.GRUCell(d_embed + d_model, d_model)  # input: [embed(y_{t-1}); context]
         self.out = nn.Linear(2 * d_model, tgt_vocab_size)  # from [s_t; context]
 
@@ -117,13 +127,37 @@ class AttentionGRUTranslator(nn.Module):
     @_checks.checked_by(_check_decode_step)
     def decode_step(self, y_prev: torch.Tensor, state: torch.Tensor, H: torch.Tensor, mask: torch.Tensor):
         """One decoder step: y_prev (B,), state s_{t-1} (B, d) -> logits (B, V), s_t (B, d), a (B, S)."""
-        # steps 1-3: query q = s_{t-1}; a_i = softmax(s(h_i, q)); context = sum_i a_i h_i
-        context, a = attend(state, H, score=self.score, mask=mask[:, None, :])  # (B, d), (B, S)
+        if self.attention:
+            # steps 1-3: query q = s_{t-1}; a_i = softmax(s(h_i, q)); context = sum_i a_i h_i
+            context, a = attend(state, H, score=self.score, mask=mask[:, None, :])  # (B, d), (B, S)
+        else:
+            context, a = self.fixed_context(H, mask), torch.zeros(H.shape[:2], dtype=H.dtype, device=H.device)
         # step 4: the RNN cell reads the context and the previous output word
         state = self.cell(torch.cat([self.tgt_embed(y_prev), context], dim=-1), state)
         # step 5: predict the next word
         logits = self.out(torch.cat([state, context], dim=-1))
         return logits, state, a
+
+    def _check_fixed_context(self, H, mask):
+        d = self.d_model
+        _checks.check_stream("H", H, d, f"(B, S, d_model={d})")
+        _checks.check_mask(mask, tuple(H.shape[:2]), f"(B, S) = {tuple(H.shape[:2])}")
+        if mask.shape != H.shape[:2] or (H.shape[1] and not mask.any(dim=1).all()):
+            raise ValueError(f"mask must be (B, S) = {tuple(H.shape[:2])} with at least one real word per row, "
+                             f"got {shape_of(mask)}")
+
+    @_checks.checked_by(_check_fixed_context)
+    def fixed_context(self, H: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The context of the model without attention: the last encoder state, (B, d).
+
+        H (B, S, d) joins the forward GRU (first d/2 numbers) and the backward GRU (last d/2). Each
+        direction's last state is the one after it has read the whole sentence: the forward state at
+        the last real word n, the backward state at word 1. The same vector serves every step.
+        """
+        half = self.d_model // 2
+        last = mask.sum(dim=1) - 1  # (B,): index of word n
+        forward_last = H[torch.arange(H.shape[0], device=H.device), last, :half]
+        return torch.cat([forward_last, H[:, 0, half:]], dim=-1)
 
     @_checks.checked_by(_check_forward)
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor):

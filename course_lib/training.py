@@ -109,13 +109,21 @@ class History:
     steps:   list[int], the step index of each training loss (0 .. steps-1, every step)
     losses:  list[float], the training loss of each step (same length as ``steps``)
     evals:   list[dict], one ``{"step": int, **metrics}`` per call of ``eval_fn``
-    seconds: float, wall-clock time of the training
+    seconds: float, wall-clock time of the whole run, evaluations included
+    eval_seconds: float, the part of ``seconds`` spent in ``eval_fn`` (so the training alone
+             took ``seconds - eval_seconds``: see ``train_seconds``)
     """
 
     steps: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall-clock time of the training steps alone: ``seconds`` less the evaluations."""
+        return self.seconds - self.eval_seconds
 
     def last_eval(self) -> dict | None:
         """The most recent evaluation, or None when ``eval_fn`` was never called."""
@@ -430,7 +438,9 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
 
             done = step + 1  # optimizer updates so far
             if eval_fn is not None and (done == steps or (eval_every and done % eval_every == 0)):
+                eval_start = time.perf_counter()
                 history.evals.append(_evaluate(model, eval_fn, done))
+                history.eval_seconds += time.perf_counter() - eval_start
             postfix = {"loss": f"{smoothed:.4f}"}
             postfix.update({k: f"{v:.4g}" for k, v in (history.last_eval() or {}).items() if k != "step"})
             bar.set_postfix(postfix, refresh=False)  # drawn by update(), at tqdm's own pace

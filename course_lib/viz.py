@@ -34,6 +34,7 @@ __all__ = [
     "CJK_FONT",
     "as_matrix",
     "plot_heatmap",
+    "add_colorbar",
     "label_heatmap",
     "show_heatmaps",
     "plot_attention_grid",
@@ -137,17 +138,25 @@ def _check_positive_real(name: str, value) -> None:
 
 def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequence[str] | None = None,
                  title: str | None = None, cmap: str = "Blues", vmin: float | None = 0.0,
-                 vmax: float | None = None, annotate: bool = False, colorbar: bool = False):
+                 vmax: float | None = None, annotate: bool = False, colorbar: bool = True,
+                 colorbar_label: str | None = None):
     """Draw ``matrix`` (rows, columns) on ``ax``; rows are queries, columns are keys.
+
+    With ``colorbar`` (the default) a colour bar beside ``ax`` says which number each colour is,
+    labelled ``colorbar_label`` (e.g. "attention weight"); pass ``colorbar=False`` when several
+    heatmaps share one bar (:func:`add_colorbar`, as :func:`show_heatmaps` does).
 
     Returns the ``AxesImage``; call ``image.set_data(new)`` to update it in place. Refused before
     anything is drawn: see :func:`as_matrix`; labels that are not one per column (``xlabels``) or
-    row (``ylabels``); ``vmin`` / ``vmax`` that are not finite numbers, or ``vmin > vmax``.
+    row (``ylabels``); ``vmin`` / ``vmax`` that are not finite numbers, or ``vmin > vmax``;
+    ``colorbar`` not a bool, ``colorbar_label`` not a str or None.
     """
     _check_ax(ax)
     m = as_matrix(matrix)
     _check_labels("xlabels", xlabels, m.shape[1])
     _check_labels("ylabels", ylabels, m.shape[0])
+    _checks.check_bool("colorbar", colorbar)
+    _check_label_text("colorbar_label", colorbar_label)
     vmin, vmax = _real("vmin", vmin), _real("vmax", vmax)
     if vmin is not None and vmax is not None and vmin > vmax:
         raise ValueError(f"vmin must not be larger than vmax, got vmin={vmin!r}, vmax={vmax!r}")
@@ -162,8 +171,30 @@ def plot_heatmap(ax, matrix, xlabels: Sequence[str] | None = None, ylabels: Sequ
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
                     color="white" if value > 0.6 * (m.max() or 1) else "black")
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+        add_colorbar(image, ax, colorbar_label)
     return image
+
+
+def _check_label_text(name: str, text) -> None:
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"{name} must be a str or None, got {type(text).__name__}")
+
+
+def add_colorbar(image, axes, label: str | None = None):
+    """One colour bar for ``image`` beside ``axes`` (an Axes, or a list of Axes that share it, e.g.
+    heatmaps drawn with the same vmin and vmax); ``label`` names the numbers. Returns the Colorbar,
+    or None for an empty scale (vmin == vmax: a bar would say nothing, and would widen the scale)."""
+    _check_label_text("label", label)
+    for ax in axes if isinstance(axes, (list, tuple)) else [axes]:
+        _check_ax(ax)
+    norm = image.norm
+    if norm.vmin is not None and norm.vmin == norm.vmax:
+        return None
+    bar = image.axes.figure.colorbar(image, ax=axes, shrink=0.8, fraction=0.05, pad=0.03)
+    bar.ax.tick_params(labelsize=7)
+    if label:
+        bar.set_label(label, fontsize=8)
+    return bar
 
 
 def label_heatmap(ax, xlabels: Sequence[str] | None, ylabels: Sequence[str] | None, shape, *,
@@ -187,14 +218,17 @@ def label_heatmap(ax, xlabels: Sequence[str] | None, ylabels: Sequence[str] | No
 
 def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Sequence[str] | None = None,
                   titles: Sequence[str] | None = None, cols: int | None = None, size: float = 2.6,
-                  cmap: str = "Blues", suptitle: str | None = None):
+                  cmap: str = "Blues", suptitle: str | None = None, colorbar_label: str | None = "weight"):
     """Draw several heatmaps side by side (e.g. the heads of multi-head attention).
 
-    matrices: a tensor (n, rows, columns) or a list of 2-D matrices. Returns the Figure.
+    matrices: a tensor (n, rows, columns) or a list of 2-D matrices. Returns the Figure. Every
+    heatmap uses one scale, from 0 to the largest entry of all, shown by one colour bar on the
+    right labelled ``colorbar_label``.
     Refused before a figure is made: another rank, an element :func:`as_matrix` refuses, no
     matrix at all, ``titles`` not one per matrix, ``cols`` not a positive int, ``size`` not > 0.
     """
     mats = _matrices(matrices)
+    _check_label_text("colorbar_label", colorbar_label)
     if titles is not None:
         _check_labels("titles", titles, len(mats), per="matrix")
     _checks.check_positive_int("cols", cols, allow_none=True)
@@ -204,16 +238,18 @@ def show_heatmaps(matrices, xlabels: Sequence[str] | None = None, ylabels: Seque
         _check_labels("ylabels", ylabels, m.shape[0])
     cols = cols or len(mats)
     rows = -(-len(mats) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.7, size * rows), squeeze=False,
+                             constrained_layout=True)  # + 0.7 inch: the colour bar
     vmax = max(max(m.max() for m in mats), 0.0)  # one scale from 0 (vmin) to the largest value
     for k, ax in enumerate(axes.flat):
         if k >= len(mats):
             ax.axis("off")
             continue
-        plot_heatmap(ax, mats[k], xlabels, ylabels, title=titles[k] if titles else None, cmap=cmap, vmax=vmax)
+        image = plot_heatmap(ax, mats[k], xlabels, ylabels, title=titles[k] if titles else None, cmap=cmap,
+                             vmax=vmax, colorbar=False)
         if k % cols:
             ax.set_yticklabels([])
+    add_colorbar(image, list(axes.flat), colorbar_label)  # one bar: every map has the same scale
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -237,6 +273,8 @@ def plot_attention_grid(weights: Sequence, sources: Sequence[Sequence[str]], tar
                         title: str | None = None, size: float = 3.8):
     """One heatmap per sentence: weights[k] (len(targets[k]), len(sources[k])). Returns the Figure.
 
+    Every panel uses the fixed scale 0 to 1 (attention weights lie in it), shown by one colour bar.
+
     Refused before a figure is made: lists of different lengths or empty ones, and a weights[k]
     that :func:`as_matrix` refuses or whose shape is not (len(targets[k]), len(sources[k])).
     """
@@ -251,10 +289,12 @@ def plot_attention_grid(weights: Sequence, sources: Sequence[Sequence[str]], tar
         _check_labels(f"sources[{k}]", src, columns, per=f"column of weights[{k}]")
         _check_labels(f"targets[{k}]", tgt, rows, per=f"row of weights[{k}]")
     widths = [max(3, len(src)) for src in sources]  # long sentences get wider panels
-    fig, axes = plt.subplots(1, len(weights), figsize=(0.42 * sum(widths) + 1.2 * len(weights), size),
+    fig, axes = plt.subplots(1, len(weights), figsize=(0.42 * sum(widths) + 1.2 * len(weights) + 0.8, size),
                              squeeze=False, constrained_layout=True, gridspec_kw={"width_ratios": widths})
     for ax, w, src, tgt in zip(axes[0], weights, sources, targets):
-        plot_heatmap(ax, w, src, tgt, vmax=1.0)
+        image = plot_heatmap(ax, w, src, tgt, vmax=1.0, colorbar=False)
+    # weights lie in [0, 1]: every panel uses that fixed scale, so one bar serves them all
+    add_colorbar(image, list(axes[0]), "attention weight (0 to 1)")
     if title:
         fig.suptitle(title)
     return fig

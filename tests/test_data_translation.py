@@ -307,3 +307,29 @@ def test_test_split_too_small_for_the_notes_examples():
     # just enough room: the test split is exactly the three examples, the other sizes as asked
     c = make_translation_corpus(num_sentences=100, split=(0.9, 0.07, 0.03))
     assert (len(c.train), len(c.validation), len(c.test)) == (90, 7, 3)
+
+
+def test_max_objects_makes_longer_sentences_and_keeps_the_default_corpus():
+    default = make_translation_corpus(num_sentences=300, seed=2)
+    same = make_translation_corpus(num_sentences=300, seed=2, max_objects=1)
+    assert default.train == same.train and default.zh_words == same.zh_words and "和" not in default.zh_words
+    long = make_translation_corpus(num_sentences=300, seed=2, max_objects=3)
+    assert "和" in long.zh_words and "and" in long.en_words
+    pairs = long.train + long.validation + long.test
+    assert max(len(p.zh) for p in pairs) > max(len(p.zh) for p in default.train + default.test) + 3
+    joined = [p for p in pairs if "和" in p.zh]
+    assert joined and all("和" not in p.zh for p in default.train)
+    for p in joined:  # every "and" is aligned to a 和, and every 和 is translated by one "and"
+        ands = [j for j, w in enumerate(p.en) if w == "and"]
+        assert sorted(p.alignment[j] for j in ands) == [i for i, w in enumerate(p.zh) if w == "和"]
+        assert p.zh.count("和") <= 2  # at most three objects
+    zh, en = set(long.zh_words), set(long.en_words)
+    assert all(set(p.zh) <= zh and set(p.en) <= en for p in pairs)
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (1.5, ValueError), (True, ValueError), ("2", ValueError)])
+def test_max_objects_must_be_a_positive_int(value, error):
+    with pytest.raises(error, match="max_objects"):
+        make_translation_corpus(num_sentences=200, max_objects=value)
+    with pytest.raises(error, match="max_objects"):
+        generate_pair(random.Random(0), max_objects=value)

@@ -71,6 +71,26 @@ def test_add_and_norm_keep_signal_and_gradient_where_plain_loses_them():
     assert _stats(True, False)["activation_std"][-1] > 1.3             # Add only: activations grow
 
 
+def test_variance_preserving_init_keeps_each_linear_at_unit_variance():
+    # the init itself: weights N(0, 1/fan_in) (2/fan_in before the ReLU), biases 0
+    default, kept = _stats(False, False), _stats(False, False, init="variance_preserving")
+    assert kept != default and kept == _stats(False, False, init="variance_preserving")
+    # torch's default shrinks the plain stack's signal at once; the variance-preserving one much less
+    assert default["activation_std"][1] < 0.1 < 0.25 < kept["activation_std"][1]
+    # ... and the gradient reaches the input instead of vanishing
+    assert default["grad_norm"][0] < 1e-6 * default["grad_norm"][-1]
+    assert kept["grad_norm"][0] > 1e-3 * kept["grad_norm"][-1]
+    # what the init does not change: repeated averaging makes every position the same vector
+    assert kept["token_diversity"][-1] < 0.01
+
+
+def test_stack_statistics_refuses_an_unknown_init():
+    with pytest.raises(ValueError, match="init must be one of"):
+        _stats(True, True, init="xavier")
+    with pytest.raises(ValueError, match="init"):
+        _stats(True, True, init=None)
+
+
 def test_layer_gradient_norms_post_norm_grows_towards_the_output():
     post = diagnostics.layer_gradient_norms(12, norm_first=False)
     pre = diagnostics.layer_gradient_norms(12, norm_first=True)

@@ -216,3 +216,11 @@ def test_causal_learner_exception_is_reported(capsys):
     ok, out = run(CAUSAL, lambda T: torch.tril(T), capsys)
     assert ok is False
     assert out.splitlines()[0].startswith(f"❌ {CAUSAL}: your function raised TypeError")
+
+
+def test_causal_first_hint_warns_that_the_literal_formula_leaks():
+    """The notes' softmax((QKᵀ ⊙ M)/√d_k)V leaks taken literally: the hint must say so and give the -inf form."""
+    first = get_exercise(CAUSAL).hints[0]
+    assert "⊙ M" in first and "leak" in first           # the notes' formula is named, with its warning
+    assert "+ M̃" in first and "-inf" in first           # and the form that works
+    assert first.index("leak") < first.index("+ M̃")     # the warning comes before the recipe

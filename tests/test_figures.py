@@ -24,6 +24,17 @@ def test_referenced_figures_exist():
     assert not missing, f"run `python -m course_lib.figures`: missing {missing}"
 
 
+def test_diagrams_are_regenerated_deterministically_and_shown(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        runs.append(figures.diagram_figures(tmp_path / name))
+    assert [p.name for p in runs[0]] == ["diagram_attention_rnn.png", "diagram_transformer.png"]
+    for a, b in zip(*runs):
+        assert a.read_bytes() == b.read_bytes()
+    assert {"figures/diagram_attention_rnn.png", "figures/diagram_transformer.png"} <= _referenced_figures()
+
+
 def test_figures_are_deterministic(tmp_path):
     first = figures.attention_figures(tmp_path / "a", steps=3) if (tmp_path / "a").mkdir() is None else None
     second = figures.attention_figures(tmp_path / "b", steps=3) if (tmp_path / "b").mkdir() is None else None

@@ -1,5 +1,6 @@
 """Tests of course_lib.tasks.toys (notebook 01): the neighbour task and the tense tagger."""
 
+import pytest
 import torch
 
 from course_lib.data import NOTES_EXAMPLES, make_translation_corpus
@@ -54,3 +55,31 @@ def test_tense_tagger_learns_to_look_at_the_markers():
     assert (logits.argmax(-1)[x != 0] == 1).float().mean() > 0.95
     le = x == vocab.stoi["了"]
     assert (w[:, 0] * le[:, None, :]).sum(-1)[x != 0].mean() > 0.5  # words look at 了
+
+
+def test_one_head_names_one_neighbour_two_heads_name_both():
+    tokens, targets = toys.neighbour_batch(256, 8, 16, torch.Generator().manual_seed(99))
+    two, history = toys.train_neighbour_model(2, seed=3, steps=300, progress=False)
+    one, _ = toys.train_neighbour_model(1, seed=3, steps=300, progress=False)
+    assert history.losses[-1] < history.losses[0]
+    acc2, acc1 = toys.neighbour_accuracy(two, tokens, targets), toys.neighbour_accuracy(one, tokens, targets)
+    assert acc2["both"] > 0.95
+    # one weighted average cannot hold both neighbours apart: it names one and guesses the other
+    # (chance: 1/16), or splits its weight and mixes the two up; either way about half is right
+    assert acc1["both"] < 0.65
+    assert acc1["both"] == (acc1["before"] + acc1["after"]) / 2
+    assert two.training  # the model's mode is restored
+
+
+def test_neighbour_recipe_is_seeded_and_accuracy_is_checked():
+    a, ha = toys.train_neighbour_model(1, seed=4, steps=5, progress=False)
+    b, hb = toys.train_neighbour_model(1, seed=4, steps=5, progress=False)
+    assert ha.losses == hb.losses and a.attn.num_heads == 1
+    tokens, targets = toys.neighbour_batch(4, 8, 16, torch.Generator().manual_seed(0))
+    for bad in (targets[..., 0], targets[:2]):
+        with pytest.raises(ValueError, match="targets"):
+            toys.neighbour_accuracy(a, tokens, bad)
+    with pytest.raises(TypeError, match="NeighbourModel"):
+        toys.neighbour_accuracy(torch.nn.Linear(2, 2), tokens, targets)
+    with pytest.raises(ValueError, match="num_heads"):
+        toys.train_neighbour_model(0, steps=1, progress=False)

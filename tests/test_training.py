@@ -4,6 +4,7 @@ Every model here is tiny (nn.Linear on a synthetic regression), so the file runs
 """
 
 import random
+import time
 
 import matplotlib
 
@@ -89,6 +90,23 @@ def test_loss_decreases_and_history_is_consistent():
     assert h.seconds > 0
     first, last = sum(h.losses[:8]) / 8, sum(h.losses[-8:]) / 8
     assert last < 0.01 * first, (first, last)
+
+
+def test_evaluation_time_is_recorded_apart_from_the_training_time():
+    x, y = make_data()
+    calls = []
+
+    def slow_eval(model):  # each evaluation takes at least 50 ms
+        calls.append(1)
+        time.sleep(0.05)
+        return {"n": float(len(calls))}
+
+    h = train(make_model(), as_batches(x, y), mse, steps=6, eval_fn=slow_eval, eval_every=2, **QUIET)
+    assert len(calls) == 3
+    assert h.eval_seconds >= 0.15                      # the three evaluations, and sleep never returns early
+    assert 0 <= h.train_seconds == h.seconds - h.eval_seconds < h.seconds
+    quiet = train(make_model(), as_batches(x, y), mse, steps=6, **QUIET)
+    assert quiet.eval_seconds == 0 and quiet.train_seconds == quiet.seconds
 
 
 def test_custom_optimizer_and_no_clipping():

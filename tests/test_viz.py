@@ -36,16 +36,43 @@ def test_chinese_labels_render_with_the_bundled_font():
     plt.close(fig)
 
 
+def _colorbars(fig):
+    """The colour bar axes of ``fig`` (matplotlib labels each '<colorbar>')."""
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_plot_heatmap_has_a_colour_bar_unless_told_not_to():
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    viz.plot_heatmap(ax1, torch.rand(3, 3), colorbar_label="attention weight")
+    viz.plot_heatmap(ax2, torch.rand(3, 3), colorbar=False)
+    (bar,) = _colorbars(fig)
+    assert bar.get_ylabel() == "attention weight"
+    with pytest.raises(TypeError, match="colorbar must be True or False"):
+        viz.plot_heatmap(ax2, torch.rand(3, 3), colorbar="yes")
+    with pytest.raises(TypeError, match="colorbar_label must be a str"):
+        viz.plot_heatmap(ax2, torch.rand(3, 3), colorbar_label=1)
+    plt.close(fig)
+
+
 def test_show_heatmaps_shares_one_scale():
-    fig = viz.show_heatmaps(torch.rand(3, 4, 4), titles=["a", "b", "c"], cols=2)
-    assert len(fig.axes) == 4 and not fig.axes[3].axison
+    mats = torch.rand(3, 4, 4)
+    mats[1, 0, 0] = 1.5
+    fig = viz.show_heatmaps(mats, titles=["a", "b", "c"], cols=2)
+    heatmaps = [ax for ax in fig.axes if ax not in _colorbars(fig)]
+    assert len(heatmaps) == 4 and not heatmaps[3].axison
+    (bar,) = _colorbars(fig)  # one bar for every map: they share one scale, from 0 to the largest entry
+    assert bar.get_ylabel() == "weight" and bar.get_ylim() == pytest.approx((0.0, 1.5))
+    assert all(ax.get_images()[0].get_clim() == pytest.approx((0.0, 1.5)) for ax in heatmaps[:3])
     plt.close(fig)
 
 
 def test_plot_attention_grid_one_panel_per_sentence():
     fig = viz.plot_attention_grid([torch.eye(2), torch.rand(3, 4)], [["a", "b"], list("wxyz")],
                                   [["A", "B"], list("XYZ")], title="t")
-    assert len(fig.axes) == 2 and fig.axes[1].get_images()[0].get_array().shape == (3, 4)
+    (bar,) = _colorbars(fig)  # weights lie in [0, 1]: one bar with that fixed scale
+    panels = [ax for ax in fig.axes if ax is not bar]
+    assert len(panels) == 2 and panels[1].get_images()[0].get_array().shape == (3, 4)
+    assert bar.get_ylim() == pytest.approx((0.0, 1.0)) and "weight" in bar.get_ylabel()
     with pytest.raises(ValueError, match="equal length"):
         viz.plot_attention_grid([torch.eye(2)], [], [])
     plt.close(fig)

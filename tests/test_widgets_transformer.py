@@ -30,6 +30,17 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
+def _weight_bar_is_shown(bar, png: bytes) -> bool:
+    """``bar`` is a colour bar of attention weights (fixed scale 0..1, labelled "weight") and the
+    picture shows it: dark at its top (weight 1), light at its bottom (weight 0)."""
+    assert bar.vmin == 0 and bar.vmax == 1 and "weight" in bar.ax.get_ylabel()
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    box = bar.ax.get_window_extent()
+    x, height = int((box.x0 + box.x1) / 2), pixels.shape[0]
+    top, bottom = (pixels[height - int(box.y0 + f * (box.y1 - box.y0)), x].sum() for f in (0.95, 0.05))
+    return top < bottom - 300
+
+
 def test_position_similarity():
     sim = position_similarity(sinusoidal_positional_encoding(20, 16))
     assert sim.shape == (20, 20)
@@ -52,6 +63,22 @@ def test_scaling_explorer_redraws_what_the_slider_says():
     assert len(w.redraw_ms) >= 2  # every change redraws, and is timed
 
 
+def test_scaling_explorer_says_what_each_number_is_computed_from():
+    w = ScalingExplorer(d_ks=(4, 256), num_queries=64)
+    for d_k in (4, 256):
+        w.d_k.value = d_k
+        raw, scaled = w.curves[False][w.d_ks.index(d_k)], w.curves[True][w.d_ks.index(d_k)]
+        # the bars are one query, titled so; the status line gives that query's own largest weights ...
+        heights = {s: max(bar.get_height() for bar in w.bars[s]) for s in (False, True)}
+        assert w.bar_title.get_text() == "one query (query 1 of 64): its weights"
+        assert f"query 1 alone: largest weight {heights[False]:.2f} vs {heights[True]:.2f}" in w.status.value
+        # ... the figure's title gives means over all the queries, and says so
+        assert "over 64 random queries" in w.title.get_text()
+        assert f"mean largest weight {raw['max_weight']:.2f} vs {scaled['max_weight']:.2f}" in w.title.get_text()
+        assert f"means over 64 random queries, 16 keys each: entropy {raw['entropy']:.2f}" in w.status.value
+    assert all("mean of 64 queries" in ax.get_title() for ax in w.fig.axes[1:3])
+
+
 def test_position_explorer_follows_position_and_width():
     w = PositionExplorer(max_len=32, d_models=(16, 64))
     first = _pixels(w.render())
@@ -64,6 +91,7 @@ def test_position_explorer_follows_position_and_width():
     w.d_model.value = 64
     w.d_model.value = 16  # a width seen before: its table is not drawn again
     assert (narrow == _pixels(w.render())).all()
+    assert (w.colorbar.vmin, w.colorbar.vmax) == (-1, 1)  # the table's values, sin and cos
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +130,14 @@ def test_attention_explorer_selects_kind_layer_and_head(explorer_setup):
 def test_attention_explorer_redraws_on_every_control(explorer_setup):
     w = _explorer(explorer_setup)
     seen = [_pixels(w.render())]
+    assert _weight_bar_is_shown(w.colorbar, w.picture)
     for change in (lambda: setattr(w.head, "value", 1), lambda: setattr(w.layer, "value", 0),
                    lambda: setattr(w.kind, "value", "encoder self"),
                    lambda: setattr(w.sentence, "value", w.sentence.options[1][1])):
         change()
         seen.append(_pixels(w.render()))
         assert seen[-1].shape != seen[-2].shape or (seen[-1] != seen[-2]).any()
+        assert _weight_bar_is_shown(w.colorbar, w.picture)  # still there after blitting a new layout
     w.typed.value = "我爱你"
     assert w._trace["source"] == ["我", "爱", "你"]
 

@@ -13,7 +13,12 @@ that make translation more than word-by-word substitution:
 - tense, which Chinese marks with 了 / 会 / a time word and English on the verb
   (他 每天 喝 茶 -> he drinks tea every day, 他 明天 会 喝 茶 -> he will drink tea tomorrow).
 
-Everything is deterministic from a seed and nothing is downloaded.
+Longer sentences on request: ``max_objects`` > 1 joins up to that many objects with 和 / "and"
+(他 昨天 买 了 一 本 书 和 两 只 猫 -> he bought a book and two cats yesterday), which pushes the
+time and place phrases further from where their words stand in Chinese. The default (1) draws
+exactly the sentences it always drew.
+
+Everything is deterministic from a seed and generated on the spot (the course runs offline).
 
 >>> corpus = make_translation_corpus(seed=0)
 >>> pair = corpus.train[0]
@@ -284,17 +289,20 @@ def _relative_clause(rng, zh_noun, en_noun, kind, verbs) -> _Phrase:
     return phrase
 
 
-def generate_pair(rng: random.Random) -> SentencePair:
+def generate_pair(rng: random.Random, max_objects: int = 1) -> SentencePair:
     """Draw one sentence pair from the grammar.
 
     S -> [TIME] SUBJ [TIME] (会) [PLACE] VERB (了) OBJ  =>  SUBJ (will) VERB OBJ [PLACE] [TIME]
        | [TIME] SUBJ [TIME] (会) 去 (了) DEST            =>  SUBJ (will) go DEST [TIME]
 
     The time phrase stands either before or after the subject (明天 我 会 ... / 我 明天 会 ...).
-    ``rng`` must be a random.Random, e.g. random.Random(0).
+    ``rng`` must be a random.Random, e.g. random.Random(0). ``max_objects`` (a positive int): a verb
+    other than 去 takes between 1 and max_objects objects, joined by 和 -> "and" (OBJ 和 OBJ ...);
+    with the default 1 no extra number is drawn, so the sentences are those of earlier versions.
     """
     if not isinstance(rng, random.Random):
         raise TypeError(f"rng must be a random.Random, e.g. random.Random(0), got {type(rng).__name__}")
+    _checks.check_positive_int("max_objects", max_objects)
     subj_zh, subj_en, person = rng.choice(SUBJECTS)
     time = rng.choice(TIMES) if rng.random() < 0.6 else None
     go = rng.random() < 0.15
@@ -335,6 +343,11 @@ def generate_pair(rng: random.Random) -> SentencePair:
         obj_en = append(obj.zh, [(w, i) for w, i, _ in obj.en])
         # keep the relative clause's own reordered flags
         obj_en = [(w, i, r) for (w, i, _), (_, _, r) in zip(obj_en, obj.en)]
+        for _ in range(rng.randint(1, max_objects) - 1 if max_objects > 1 else 0):
+            and_en = append(["和"], [("and", 0)])
+            more, _ = _noun_phrase(rng, verb[4], VERBS)
+            more_en = append(more.zh, [(w, i) for w, i, _ in more.en])
+            obj_en += and_en + [(w, i, r) for (w, i, _), (_, _, r) in zip(more_en, more.en)]
     verb_en = will_en + verb_en
 
     en = subject_en + verb_en + obj_en + place_en + time_en
@@ -346,8 +359,11 @@ def generate_pair(rng: random.Random) -> SentencePair:
     )
 
 
-def _all_words() -> tuple[list[str], list[str]]:
-    """Every word the grammar can produce, in a fixed order (so vocabularies never see unknown words)."""
+def _all_words(max_objects: int = 1) -> tuple[list[str], list[str]]:
+    """Every word the grammar can produce, in a fixed order (so vocabularies never see unknown words).
+
+    和 / "and" come last, and only for max_objects > 1 (the course's corpus keeps its word lists).
+    """
     zh, en = [], []
 
     def add(words, bag):
@@ -373,11 +389,14 @@ def _all_words() -> tuple[list[str], list[str]]:
         add(t_zh, zh); add([w for w, _ in t_en], en)
     for p_zh, p_en in PLACES + DESTINATIONS:
         add(p_zh, zh); add([w for w, _ in p_en], en)
+    if max_objects > 1:
+        add(["和"], zh); add(["and"], en)
     return zh, en
 
 
 def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
-                            split: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> TranslationCorpus:
+                            split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                            max_objects: int = 1) -> TranslationCorpus:
     """Generate ``num_sentences`` distinct sentence pairs and split them into train / validation / test.
 
     No Chinese (and no English) sentence appears twice, so no sentence is shared across splits.
@@ -386,8 +405,11 @@ def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
     Refused at once: a num_sentences that is not an int in [100, MAX_SENTENCES] (the grammar writes
     MAX_SENTENCES distinct English sentences; the rarest come up so seldom that beyond a few
     hundred thousand most draws repeat one already drawn), a seed that is not an int, a split that
-    is not three fractions > 0 summing to 1 or that leaves a split without a sentence.
+    is not three fractions > 0 summing to 1 or that leaves a split without a sentence, a
+    max_objects that is not a positive int. ``max_objects`` > 1 makes longer sentences (see
+    :func:`generate_pair`); the default 1 gives the course's corpus.
     """
+    _checks.check_positive_int("max_objects", max_objects)
     if isinstance(num_sentences, bool) or not isinstance(num_sentences, int) or num_sentences < 100:
         raise ValueError(f"num_sentences must be an int >= 100, got {num_sentences!r}")
     if num_sentences > MAX_SENTENCES:
@@ -423,13 +445,13 @@ def make_translation_corpus(num_sentences: int = 6000, seed: int = 0,
             raise ValueError(f"num_sentences={num_sentences}: {attempts - 1} draws from the grammar gave only "
                              f"{len(pairs) + len(examples)} distinct sentences (most draws repeat one already "
                              "drawn); ask for fewer")
-        pair = generate_pair(rng)
+        pair = generate_pair(rng, max_objects)
         if pair.zh in seen_zh or pair.en in seen_en:
             continue
         seen_zh.add(pair.zh)
         seen_en.add(pair.en)
         pairs.append(pair)
     test = pairs[n_train + n_val:] + examples
-    zh_words, en_words = _all_words()
+    zh_words, en_words = _all_words(max_objects)
     return TranslationCorpus(train=pairs[:n_train], validation=pairs[n_train:n_train + n_val], test=test,
                              zh_words=zh_words, en_words=en_words, seed=seed)

@@ -124,10 +124,14 @@ register(
             check_dtype=True,
         ),
         hints=(
-            "The decoder's masked attention is softmax((QKᵀ ⊙ M)/√d_k)V. "
-            "In the (T, T) mask M, row i is the query position and column j the key "
-            "position; position i may attend to j <= i, so M[i, j] is True on and below "
-            "the diagonal (True = may attend, as in F.scaled_dot_product_attention).",
+            "The notes write the masked attention as softmax((QKᵀ ⊙ M)/√d_k)V, but taken "
+            "literally that leaks: a score multiplied by 0 is 0, and e⁰ = 1 still gives the "
+            "future weight (notebook 02, section 4). What works is softmax((QKᵀ + M̃)/√d_k)V "
+            "with M̃[i, j] = 0 where j <= i and -inf elsewhere; the attention code builds M̃ "
+            "from the bool mask you write here. In the (T, T) mask M, row i is the query "
+            "position and column j the key position; position i may attend to j <= i, so "
+            "M[i, j] is True on and below the diagonal (True = may attend, as in "
+            "F.scaled_dot_product_attention).",
             "On and below the diagonal is the lower triangle: torch.tril(x) keeps it "
             "(diagonal included, diagonal=0 is the default) and sets the rest to zero / False. "
             "Start from a matrix that is all True.",

@@ -24,8 +24,10 @@ from torch.nn import functional as F
 from .. import _checks
 from .._checks import shape_of
 from ..attention import MultiHeadAttention
+from ..training import set_seed, train
 
-__all__ = ["neighbour_batch", "NeighbourModel", "neighbour_loss", "head_offsets",
+__all__ = ["neighbour_batch", "NeighbourModel", "neighbour_loss", "head_offsets", "train_neighbour_model",
+           "neighbour_accuracy",
            "TENSES", "TENSE_WORDS", "tense_of", "tense_batch", "TenseTagger", "tense_loss"]
 
 
@@ -96,6 +98,50 @@ def head_offsets(weights: torch.Tensor) -> list[tuple[int, float]]:
         best = max(mass, key=mass.get)
         out.append((best, mass[best]))
     return out
+
+
+def train_neighbour_model(num_heads: int = 2, *, seed: int = 0, steps: int = 600, vocab_size: int = 16,
+                          length: int = 8, d_model: int = 32, batch_size: int = 64, lr: float = 0.003,
+                          progress: bool = True):
+    """The recipe of notebook 01's neighbour task: a NeighbourModel with ``num_heads`` heads, trained
+    with the course's loop (AdamW, cosine schedule) on fresh random rows.
+
+    The seed sets the initial weights and the rows drawn (a torch.Generator seeded with it).
+    Returns (model, history).
+    """
+    _checks.check_positive_int("num_heads", num_heads)
+    _checks.check_int("seed", seed)
+    set_seed(seed)
+    model = NeighbourModel(vocab_size=vocab_size, length=length, d_model=d_model, num_heads=num_heads)
+    g = torch.Generator().manual_seed(seed)
+    history = train(model, lambda step: neighbour_batch(batch_size, length, vocab_size, g), neighbour_loss,
+                    steps=steps, lr=lr, schedule="cosine", seed=seed, live_plot=False, progress=progress,
+                    desc=f"{num_heads}-head self-attention")
+    return model, history
+
+
+@torch.no_grad()
+def neighbour_accuracy(model: NeighbourModel, tokens: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Share of positions whose neighbour is named right: {"before": ..., "after": ..., "both": ...}.
+
+    tokens (B, T) and targets (B, T, 2) as :func:`neighbour_batch` returns them; "both" is the
+    mean of the two (the accuracy notebook 01 prints).
+    """
+    if not isinstance(model, NeighbourModel):
+        raise TypeError(f"model must be a NeighbourModel, got {type(model).__name__}")
+    if not isinstance(targets, torch.Tensor) or not isinstance(tokens, torch.Tensor) \
+            or targets.shape != (*tokens.shape, 2):
+        raise ValueError(f"targets must have shape (B, T, 2) for tokens (B, T), got {_shape(targets)} for "
+                         f"{_shape(tokens)}")
+    was_training = model.training
+    model.eval()
+    try:
+        logits, _ = model(tokens)
+    finally:
+        model.train(was_training)
+    right = (logits.argmax(-1) == targets).float()  # (B, T, 2)
+    before, after = right[..., 0].mean().item(), right[..., 1].mean().item()
+    return {"before": before, "after": after, "both": (before + after) / 2}
 
 
 # ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "translate",
     "trace_translation",
     "evaluate_translation",
+    "exact_match_by_length",
     "forced_attention",
     "alignment_hits",
     "alignment_score",
@@ -46,6 +47,7 @@ __all__ = [
     "train_transformer_translator",
     "trace_transformer",
     "cross_attention_alignment",
+    "greedy_translations",
 ]
 
 
@@ -216,6 +218,24 @@ def evaluate_translation(model: AttentionGRUTranslator | EncoderDecoder, pairs: 
     return {"exact_match": exact / len(pairs)}
 
 
+def exact_match_by_length(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
+                          tgt_vocab: WordVocab, batch_size: int = 500) -> dict[int, tuple[int, int]]:
+    """Exact match per source length: {number of Chinese words: (sentences right, sentences)}, sorted.
+
+    The sentences are grouped by ``len(pair.zh)`` and each group is scored with
+    :func:`evaluate_translation` (same inputs, same refusals).
+    """
+    _check_pairs(pairs)
+    groups: dict[int, list] = {}
+    for pair in pairs:
+        groups.setdefault(len(pair.zh), []).append(pair)
+    out = {}
+    for n in sorted(groups):
+        share = evaluate_translation(model, groups[n], src_vocab, tgt_vocab, batch_size)["exact_match"]
+        out[n] = (round(share * len(groups[n])), len(groups[n]))
+    return out
+
+
 @torch.no_grad()
 def forced_attention(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: WordVocab,
                      tgt_vocab: WordVocab) -> list[torch.Tensor]:
@@ -276,30 +296,33 @@ def alignment_score(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: W
     relative-clause phrases, which sit elsewhere in the Chinese sentence) we take the
     attention of the step that emits it (teacher forcing) and check whether its argmax is
     the aligned Chinese word. Returns the score over those words, the number of words, and
-    the same score over all aligned words for comparison.
+    the same score over all aligned words for comparison (the scores are floats, the count an int).
     """
     result = alignment_hits(forced_attention(model, pairs, src_vocab, tgt_vocab), pairs)
-    return {k: float(v) for k, v in result.items()}
+    return {k: v if k == "num_reordered" else float(v) for k, v in result.items()}  # a count stays an int
 
 
 def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, score: str = "additive",
                      d_model: int = 64, steps: int = 400, batch_size: int = 64, lr: float = 0.01,
-                     seed: int = 0, eval_every: int | None = None, live_plot=None, progress: bool = True):
+                     seed: int = 0, eval_every: int | None = None, live_plot=None, progress: bool = True,
+                     attention: bool = True):
     """Build an :class:`AttentionGRUTranslator` and train it on ``corpus.train`` with the course's loop.
 
     Returns (model, history); the history's evaluations hold validation exact match.
-    The same recipe serves notebook 01 and ``python -m course_lib.figures``.
+    The same recipe serves notebook 01 and ``python -m course_lib.figures``. ``attention=False``
+    trains the same encoder-decoder with a fixed context (the last encoder state) instead.
+    The seed sets the initial weights and the order of the batches.
     """
     _check_corpus(corpus)
     _check_vocabs(src_vocab, tgt_vocab)
     set_seed(seed)  # the initial weights depend on the seed too
     model = AttentionGRUTranslator(len(src_vocab), len(tgt_vocab), d_model=d_model, score=score,
-                                   bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id)
+                                   bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id, attention=attention)
     history = train(
         model, translation_batches(corpus.train, src_vocab, tgt_vocab, batch_size, seed=seed), translation_loss,
         steps=steps, lr=lr, schedule="cosine", seed=seed, eval_every=eval_every,
         eval_fn=lambda m: evaluate_translation(m, corpus.validation, src_vocab, tgt_vocab),
-        live_plot=live_plot, progress=progress, desc=f"{score} attention",
+        live_plot=live_plot, progress=progress, desc=f"{score} attention" if attention else "no attention",
     )
     return model, history
 
@@ -329,23 +352,28 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
                                  dropout: float = 0.1, norm_first: bool = False, max_len: int = 32,
                                  steps: int = 600, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
                                  eval_every: int | None = None, live_plot=None, progress: bool = True,
-                                 desc: str | None = None, **parts):
+                                 desc: str | None = None, validate: bool = True, **parts):
     """Build an :class:`~course_lib.encoder_decoder.EncoderDecoder` and train it on ``corpus.train``.
 
     AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
-    training loop, validation exact match every ``eval_every`` steps. Returns (model, history).
+    training loop, validation exact match every ``eval_every`` steps and at the end (with
+    ``validate=False`` none at all: the history holds the training losses only, and
+    ``eval_every`` must be None). Returns (model, history).
     ``parts`` (``positions``, ``causal``, ``residual``, ``layer_norm``) go to the model: set one
     False to train it without that part.
     """
     _check_corpus(corpus)
     _check_vocabs(src_vocab, tgt_vocab)
+    _checks.check_bool("validate", validate)
+    if not validate and eval_every is not None:
+        raise ValueError(f"eval_every={eval_every} asks for validation, but validate=False turns it off")
     set_seed(seed)  # the initial weights depend on the seed too
     model = EncoderDecoder(len(src_vocab), len(tgt_vocab), d_model=d_model, num_heads=num_heads, d_ff=d_ff,
                            num_layers=num_layers, max_len=max_len, dropout=dropout, norm_first=norm_first, **parts)
     history = train(
         model, translation_batches(corpus.train, src_vocab, tgt_vocab, batch_size, seed=seed),
         transformer_translation_loss, steps=steps, lr=lr, schedule="cosine", seed=seed, eval_every=eval_every,
-        eval_fn=lambda m: evaluate_translation(m, corpus.validation, src_vocab, tgt_vocab),
+        eval_fn=(lambda m: evaluate_translation(m, corpus.validation, src_vocab, tgt_vocab)) if validate else None,
         live_plot=live_plot, progress=progress,
         desc=desc or f"Transformer ({'pre' if norm_first else 'post'}-norm)",
     )
@@ -406,3 +434,28 @@ def cross_attention_alignment(model: EncoderDecoder, pairs: Sequence, src_vocab:
     cross = _teacher_forced_maps(model, src.to(device), tgt_in.to(device))["cross"]  # (L, B, h, T, S)
     weights = [cross[:, b, :, :len(p.en), :len(p.zh)] for b, p in enumerate(pairs)]  # (L, h, en, zh)
     return alignment_hits(weights, pairs)
+
+
+@torch.no_grad()
+def greedy_translations(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
+                        tgt_vocab: WordVocab, batch_size: int = 500) -> list[list[str]]:
+    """The greedy translation of every pair's Chinese side, a list of English words per pair.
+
+    The same decoding as :func:`evaluate_translation` (which counts the ones equal to ``pair.en``),
+    for a notebook that wants to know *which* sentences a model gets wrong, e.g. the reordered
+    ones (``any(pair.reordered)``). Refused: as :func:`evaluate_translation`.
+    """
+    _check_model(model, (AttentionGRUTranslator, EncoderDecoder))
+    _check_pairs(pairs)
+    _check_vocabs(src_vocab, tgt_vocab)
+    _checks.check_positive_int("batch_size", batch_size)
+    device = _device(model)
+    out = []
+    with evaluating(model):
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            src, src_lengths, _, _ = encode_pairs(chunk, src_vocab, tgt_vocab)
+            max_len = max(len(p.en) for p in chunk) + 2
+            ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
+            out.extend(tgt_vocab.decode(row) for row in ids.cpu())
+    return out

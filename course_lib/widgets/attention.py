@@ -28,7 +28,8 @@ _CURRENT, _OTHER = "#d62728", "#1f77b4"
 class TranslationAttentionView:
     """Attention of a translation, one decoder step at a time.
 
-    Left: the whole alignment matrix a (output words x source words), the current step framed.
+    Left: the whole alignment matrix a (output words x source words), the current step framed,
+    and its colour bar (the fixed scale 0 to 1 of attention weights).
     Top right: a_i for the current step, as bars over the source words.
     Bottom right: the context vector of that step, context = sum_i a_i h_i, as a colour strip.
 
@@ -39,9 +40,9 @@ class TranslationAttentionView:
     step paints only the frame, the bars, the step title and the context strip: a few milliseconds.
     """
 
-    def __init__(self, figsize=(9.0, 3.6), dpi: int = 80):
+    def __init__(self, figsize=(10.0, 3.6), dpi: int = 80):
         self.fig = widget_figure(figsize, dpi)
-        grid = self.fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[3, 1], wspace=0.25,
+        grid = self.fig.add_gridspec(2, 2, width_ratios=[1.15, 1], height_ratios=[3, 1], wspace=0.36,
                                      hspace=0.9, left=0.1, right=0.98, top=0.86, bottom=0.12)
         self.ax_map = self.fig.add_subplot(grid[:, 0])
         self.ax_bar = self.fig.add_subplot(grid[0, 1])
@@ -63,6 +64,10 @@ class TranslationAttentionView:
         ax.tick_params(length=0)
         ax.set_xlabel("source words (keys h_i)", fontsize=9)
         ax.set_ylabel("output words (one query per step)", fontsize=9)
+        # weights lie in [0, 1]: a fixed scale, so the bar is drawn once, into the background
+        self.colorbar = self.fig.colorbar(self._image, ax=ax, fraction=0.05, pad=0.02)
+        self.colorbar.set_label("weight a_i (0 to 1)", fontsize=8)
+        self.colorbar.ax.tick_params(labelsize=7)
         self._frame = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=_CURRENT, linewidth=2, animated=True)
         ax.add_patch(self._frame)
         self.ax_bar.set_ylim(0, 1)

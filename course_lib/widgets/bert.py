@@ -282,8 +282,8 @@ def attention_grid(attentions: torch.Tensor, gap: int = 1) -> np.ndarray:
 class ModelView(FigureWidget):
     """Widget: the attention of every layer (rows) and head (columns) of a BERT; one head enlarged.
 
-    Controls: sentence A, sentence B (optional), layer and head of the enlarged map. The axes and
-    ticks are drawn once; a new text paints its grid and word labels over them and keeps that as the
+    Controls: sentence A, sentence B (optional), layer and head of the enlarged map. One colour
+    bar serves both maps (attention weights, fixed scale 0 to 1). The axes, ticks and bar are drawn once; a new text paints its grid and word labels over them and keeps that as the
     background; choosing a layer or head then only repaints the enlarged map and the frame. The
     attention and background of the last 16 texts are kept: going back to one runs no model.
 
@@ -317,9 +317,13 @@ class ModelView(FigureWidget):
 
         # made once: the grid (one image, in head x layer units, so its ticks never change) and the
         # enlarged map (no axes: its word labels are plain text, cheaper than ticks)
-        self.ax_grid = self.fig.add_axes((0.05, 0.1, 0.5, 0.8))
+        self.ax_grid = self.fig.add_axes((0.05, 0.1, 0.47, 0.8))
         self.grid = self.ax_grid.imshow(np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1, interpolation="nearest",
                                         extent=(0, h, L, 0), aspect="auto", animated=True)
+        # both maps show weights on the fixed scale [0, 1]: one bar, drawn once with the axes
+        self.colorbar = self.fig.colorbar(self.grid, cax=self.fig.add_axes((0.53, 0.1, 0.01, 0.8)))
+        self.colorbar.set_label("attention weight (0 to 1)", fontsize=8)
+        self.colorbar.ax.tick_params(labelsize=7)
         self.ax_grid.set_xticks(np.arange(h) + 0.5)
         self.ax_grid.set_xticklabels([str(m + 1) for m in range(h)], fontsize=8)
         self.ax_grid.set_yticks(np.arange(L) + 0.5)

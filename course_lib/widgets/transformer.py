@@ -48,9 +48,11 @@ def _check_sizes(name: str, values, allow_empty: bool = False) -> list[int]:
 class ScalingExplorer(FigureWidget):
     """Widget: choose d_k; see softmax(q·k) and softmax(q·k / sqrt(d_k)) side by side.
 
-    Left: the weights of one random query over ``n_keys`` random keys, unscaled (red) and scaled
-    (blue). Right: attention entropy and the size of the softmax's gradient against d_k, measured
-    for both, with the chosen d_k marked.
+    Left: the weights of one random query (the first of ``num_queries``) over ``n_keys`` random
+    keys, unscaled (red) and scaled (blue), titled as one query; its largest weights are in the status line.
+    Right: attention entropy and the size of the softmax's gradient against d_k, each the mean over
+    the ``num_queries`` queries, with the chosen d_k marked. The figure's title gives means over
+    the same queries, and says so: every number names what it is computed from.
     """
 
     def __init__(self, d_ks: Sequence[int] = tuple(2 ** i for i in range(11)), n_keys: int = 16,
@@ -79,32 +81,36 @@ class ScalingExplorer(FigureWidget):
                                      top=0.84, bottom=0.17)
         self.ax_bar = self.fig.add_subplot(grid[0])
         x = np.arange(self.n_keys)
-        self.bars = {False: self.ax_bar.bar(x - 0.2, np.zeros(self.n_keys), 0.4, color=_UNSCALED, label="QK^T",
-                                            animated=True),
+        self.bars = {False: self.ax_bar.bar(x - 0.2, np.zeros(self.n_keys), 0.4, color=_UNSCALED,
+                                            label="softmax(q·k_j)", animated=True),
                      True: self.ax_bar.bar(x + 0.2, np.zeros(self.n_keys), 0.4, color=_SCALED,
-                                           label="QK^T / sqrt(d_k)", animated=True)}
+                                           label="softmax(q·k_j / √d_k)", animated=True)}
         self.ax_bar.set_ylim(0, 1)
         self.ax_bar.set_xticks(x)
         self.ax_bar.set_xlabel("key j", fontsize=9)
-        self.ax_bar.set_ylabel("weight a_j", fontsize=9)
+        self.ax_bar.set_ylabel("weight a_j of query 1", fontsize=9)
         self.ax_bar.legend(fontsize=8, loc="upper left")
         self.ax_bar.tick_params(labelsize=7)
+        # the bars are one query, and say so (the figure's title averages over all the queries); a fixed
+        # title, drawn once into the background: a redraw paints no more text than before
+        self.bar_title = self.ax_bar.set_title(f"one query (query 1 of {self.num_queries}): its weights", fontsize=9)
         self.markers = {}
-        for ax, key, label in ((self.fig.add_subplot(grid[1]), "entropy", "entropy of a (nats)"),
-                               (self.fig.add_subplot(grid[2]), "grad_norm", "|d a / d scores|")):
+        mean = f"mean of {self.num_queries} queries"
+        for ax, key, label in ((self.fig.add_subplot(grid[1]), "entropy", f"entropy of a (nats), {mean}"),
+                               (self.fig.add_subplot(grid[2]), "grad_norm", f"|d a / d scores|, {mean}")):
             for scaled, color in ((False, _UNSCALED), (True, _SCALED)):
                 ax.plot(self.d_ks, [c[key] for c in self.curves[scaled]], "-", color=color, lw=1.5)
                 self.markers[key, scaled], = ax.plot([], [], "o", color=color, ms=8, animated=True)
             ax.set_xscale("log", base=2)
             ax.set_xlabel("d_k", fontsize=9)
-            ax.set_title(label, fontsize=10)
+            ax.set_title(label, fontsize=9)
             ax.set_ylim(bottom=0)
             ax.tick_params(labelsize=8)
         self.fig.axes[1].axhline(np.log(self.n_keys), color="gray", ls=":", lw=1)
         self.fig.axes[1].set_ylim(0, 1.25 * np.log(self.n_keys))
         self.fig.axes[1].text(self.d_ks[-1], np.log(self.n_keys), "uniform: log n ", fontsize=7, va="bottom",
                               ha="right", color="gray")
-        self.title = self.fig.suptitle("", fontsize=11, animated=True)
+        self.title = self.fig.suptitle("", fontsize=10, animated=True)
         self.blitter.save()
 
     def render(self) -> bytes:
@@ -116,12 +122,14 @@ class ScalingExplorer(FigureWidget):
             for key in ("entropy", "grad_norm"):
                 self.markers[key, scaled].set_data([self.d_k.value], [point[key]])
         raw, scaled = self.curves[False][i], self.curves[True][i]
-        self.title.set_text(f"d_k = {self.d_k.value}: score std {raw['score_std']:.1f} unscaled vs "
-                            f"{scaled['score_std']:.1f} scaled; largest weight {raw['max_weight']:.2f} vs "
-                            f"{scaled['max_weight']:.2f}")
-        self.status.value = (f"averaged over {self.num_queries} random queries, {self.n_keys} keys each: "
-                             f"entropy {raw['entropy']:.2f} vs {scaled['entropy']:.2f} nats, "
-                             f"gradient size {raw['grad_norm']:.3f} vs {scaled['grad_norm']:.3f}")
+        one_raw, one_scaled = float(raw["example_weights"].max()), float(scaled["example_weights"].max())
+        self.title.set_text(f"d_k = {self.d_k.value}, over {self.num_queries} random queries: score std "
+                            f"{raw['score_std']:.1f} unscaled vs {scaled['score_std']:.1f} scaled; mean largest "
+                            f"weight {raw['max_weight']:.2f} vs {scaled['max_weight']:.2f}")
+        self.status.value = (f"means over {self.num_queries} random queries, {self.n_keys} keys each: entropy "
+                             f"{raw['entropy']:.2f} vs {scaled['entropy']:.2f} nats, gradient size "
+                             f"{raw['grad_norm']:.3f} vs {scaled['grad_norm']:.3f}; the bars, query 1 alone: largest "
+                             f"weight {one_raw:.2f} vs {one_scaled:.2f}")
         return self.blitter.png([*self.bars[False], *self.bars[True], *self.markers.values(), self.title])
 
 
@@ -170,7 +178,7 @@ class PositionExplorer(FigureWidget):
         self.watch([self.position])
         self.watch([self.d_model], self._new_table)
         self.widget = ipywidgets.HBox([self.position, self.d_model])
-        grid = self.fig.add_gridspec(1, 2, width_ratios=[1.2, 1], wspace=0.25, left=0.06, right=0.98,
+        grid = self.fig.add_gridspec(1, 2, width_ratios=[1.2, 1], wspace=0.38, left=0.06, right=0.98,
                                      top=0.86, bottom=0.15)
         self.ax_pe = self.fig.add_subplot(grid[0])
         self.ax_sim = self.fig.add_subplot(grid[1])
@@ -183,6 +191,9 @@ class PositionExplorer(FigureWidget):
         self.pe_image = self.ax_pe.imshow(np.zeros((1, 1)), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto",
                                           interpolation="antialiased")
         self.ax_pe.set_autoscale_on(False)  # the limits follow the table (set in _new_table)
+        self.colorbar = self.fig.colorbar(self.pe_image, ax=self.ax_pe, fraction=0.04, pad=0.02)  # fixed -1..1
+        self.colorbar.set_label("PE value", fontsize=8)
+        self.colorbar.ax.tick_params(labelsize=7)
         self.ax_pe.set_xlabel("dimension (2i: sin, 2i+1: cos)", fontsize=9)
         self.ax_pe.set_ylabel("position p", fontsize=9)
         self.pe_title = self.ax_pe.set_title("", fontsize=10)
@@ -220,8 +231,7 @@ class PositionExplorer(FigureWidget):
         self.sim_line.set_ydata(self.similarity[p])
         self.sim_dot.set_data([p], [1.0])
         neighbours = [self.similarity[p, q] for q in (p - 1, p + 1) if 0 <= q < self.max_len]
-        self.sim_title.set_text(f"similarity of position {p} to every position (next door: "
-                                f"{np.mean(neighbours):.2f})")
+        self.sim_title.set_text(f"position {p} against every position (next door: {np.mean(neighbours):.2f})")
         return self.blitter.png([self.row, self.sim_line, self.sim_dot, self.sim_title])
 
 
@@ -239,7 +249,8 @@ class TransformerAttentionExplorer(FigureWidget):
 
     Controls: a test sentence (or typed Chinese), the kind of attention (encoder self, masked
     decoder self, cross), the layer, and the head (or the mean of the heads). Left: the chosen
-    map, large, with word labels. Right: all heads of that layer and kind, the chosen one framed.
+    map, large, with word labels. Right: all heads of that layer and kind, the chosen one framed,
+    and one colour bar for every map (attention weights, on the fixed scale 0 to 1).
 
     ``trace_fn(zh_words) -> dict`` is :func:`course_lib.tasks.translation.trace_transformer` with
     the model and vocabularies bound: keys ``source``, ``output``, ``target_inputs`` and ``maps``
@@ -320,12 +331,16 @@ class TransformerAttentionExplorer(FigureWidget):
         """
         h = self.num_heads
         grid = self.fig.add_gridspec(2, 1 + (h + 1) // 2, width_ratios=[2.2] + [1] * ((h + 1) // 2),
-                                     left=0.11, right=0.99, top=0.9, bottom=0.17, wspace=0.3, hspace=0.35)
+                                     left=0.11, right=0.9, top=0.9, bottom=0.17, wspace=0.3, hspace=0.35)
         self.ax_main = self.fig.add_subplot(grid[:, 0])
         self.small_axes = [self.fig.add_subplot(grid[m % 2, 1 + m // 2]) for m in range(h)]
         blank = np.zeros((1, 1))
         self.main_image = self.ax_main.imshow(blank, cmap="Blues", vmin=0, vmax=1, aspect="auto",
                                               interpolation="nearest", animated=True)
+        # every map shows weights on the fixed scale [0, 1]: one bar, drawn once into the background
+        self.colorbar = self.fig.colorbar(self.main_image, cax=self.fig.add_axes((0.925, 0.17, 0.013, 0.73)))
+        self.colorbar.set_label("attention weight (0 to 1)", fontsize=8)
+        self.colorbar.ax.tick_params(labelsize=7)
         self.small_images = [ax.imshow(blank, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest",
                                        animated=True) for ax in self.small_axes]
         for m, ax in enumerate(self.small_axes):

@@ -30,6 +30,14 @@ NaN or inf in the inputs are not looked for: they come out as NaN, as in torch.
 Inputs are checked once, where they enter: :func:`masked_softmax`, :func:`scaled_dot_product_attention`
 and :meth:`MultiHeadAttention.forward` name their checks with :func:`course_lib._checks.checked_by`,
 so the attention inside a multi-head layer does not check again what the layer has checked.
+
+Two paths through :class:`MultiHeadAttention`: with ``need_weights=True`` (the default) it computes
+the weights explicitly (:func:`scaled_dot_product_attention`) and returns them, for pictures;
+with ``need_weights=False`` it calls PyTorch's fused kernel,
+``torch.nn.functional.scaled_dot_product_attention``, which never stores the (Tq, Tk) weights: the
+same output (to float rounding) and gradients, faster, and what training uses. Its dropout draws
+from torch's global random stream, not from a ``generator``. A :class:`KVCache` keeps a layer's keys
+and values between decoding steps (step t then projects one new token instead of all t).
 """
 
 from __future__ import annotations
@@ -49,9 +57,11 @@ __all__ = [
     "SCORE_NAMES",
     "make_score",
     "attend",
+    "notes_multi_head",
     "masked_softmax",
     "scaled_dot_product_attention",
     "MultiHeadAttention",
+    "KVCache",
     "causal_mask",
     "padding_mask",
 ]
@@ -287,6 +297,37 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None 
     return context, weights
 
 
+def notes_multi_head(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
+                     score: nn.Module | None = None, mask: torch.Tensor | None = None):
+    """The notes' multi-head formulas read literally: m queries q_1..q_m over the same (K, V).
+
+    a_ij = softmax_j(s(k_j, q_i)),  context_i = sum_j a_ij v_j,
+    context = context_1 ⊕ context_2 ⊕ ... ⊕ context_m   (i indexes the queries).
+
+    Args:
+        queries: (..., m, d_q), the m queries (m >= 1).
+        keys: (..., n, d_k); values: (..., n, d_v), defaults to ``keys``.
+        score: a score module s(k, q), default :class:`ScaledDotScore`; mask as in :func:`attend`.
+
+    Returns:
+        context (..., m * d_v), the m contexts joined in query order, and a (..., m, n).
+        :class:`MultiHeadAttention` is this with one query per head, q_i = x W_q^(i) in head i's
+        own dimensions, followed by W_o (notebook 01, section 4).
+
+    Refused: queries without the m axis (a single query (..., d_q): use :func:`attend`), m = 0,
+    and whatever :func:`attend` refuses.
+    """
+    _checks.check_tensor("keys", keys, 2, "(..., n, d_k)")
+    _checks.check_tensor("queries", queries, 2, "(..., m, d_q)")
+    if queries.dim() != keys.dim():
+        raise ValueError(f"queries must have shape (..., m, d_q) with the same number of axes as keys "
+                         f"{_checks.shape_of(keys)}, got {_checks.shape_of(queries)}")
+    if queries.shape[-2] == 0:
+        raise ValueError(f"queries must hold at least one query (m >= 1), got {_checks.shape_of(queries)}")
+    contexts, a = attend(queries, keys, values, score=score, mask=mask)  # (..., m, d_v): row i is context_i
+    return contexts.flatten(-2), a  # context_1 ⊕ ... ⊕ context_m
+
+
 def _check_scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, generator=None):
     """The input checks of :func:`scaled_dot_product_attention`."""
     _checks.check_tensor("q", q, 2, "(..., Tq, d_k)")
@@ -355,6 +396,12 @@ class MultiHeadAttention(nn.Module):
     Given the same weights it equals ``torch.nn.MultiheadAttention(d_model, num_heads, batch_first=True)``
     (see ``tests/test_attention.py``).
 
+    ``forward(..., need_weights=False)`` skips the explicit weights and runs the fused kernel
+    ``torch.nn.functional.scaled_dot_product_attention`` (same output, faster; the weights come
+    back as None). The layers of :mod:`course_lib.transformer` ask for the weights only when they
+    keep them for pictures (by default: in eval mode), so training runs on the fused kernel.
+    ``forward(..., cache=KVCache())`` keeps keys and values between decoding steps (see :class:`KVCache`).
+
     Args:
         d_model: width d of queries, keys, values and output; divisible by num_heads.
         num_heads: h; each head works in d_model // num_heads dimensions.
@@ -387,7 +434,7 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.d_head).transpose(1, 2)  # (B, T, d) -> (B, h, T, d_head)
 
-    def _check_inputs(self, query, key, value, mask=None):
+    def _check_inputs(self, query, key, value, mask=None, need_weights=True, cache=None):
         """The input checks of :meth:`forward`."""
         for name, t in (("query", query), ("key", key), ("value", value)):
             _checks.check_stream(name, t, self.d_model, f"(B, T, d_model={self.d_model})")
@@ -398,18 +445,47 @@ class MultiHeadAttention(nn.Module):
         if query.shape[0] != key.shape[0]:
             raise ValueError(f"query and key must have the same batch size: "
                              f"query {_checks.shape_of(query)}, key {_checks.shape_of(key)}")
+        _checks.check_bool("need_weights", need_weights)
+        B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
+        if cache is not None:
+            Tk = KVCache.check("cache", cache, B, self.num_heads, self.d_head, Tk)
         if mask is not None:
-            B, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]
             _checks.check_mask(mask, (B, self.num_heads, Tq, Tk), "(B, h, Tq, Tk)")
 
     @_checks.checked_by(_check_inputs)
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None):
+                mask: torch.Tensor | None = None, need_weights: bool = True, cache: KVCache | None = None):
         """query (B, Tq, d), key and value (B, Tk, d); mask bool broadcastable to (B, h, Tq, Tk).
 
-        Returns output (B, Tq, d) and the weights of every head (B, h, Tq, Tk).
+        need_weights: True (default) computes the weights explicitly and returns them; False runs
+            the fused kernel and returns None for them.
+        cache: a :class:`KVCache`, or None. A growing cache (self-attention) gets this call's keys
+            and values appended, and the queries attend to all of them: Tk = cached + new, and a
+            mask must cover (B, h, Tq, cached + new). A static cache (cross-attention) is filled
+            on its first call; later calls reuse its keys and values (``key`` and ``value`` are
+            then not projected again).
+
+        Returns output (B, Tq, d) and the weights of every head (B, h, Tq, Tk), or None.
         """
         B, Tq = query.shape[:2]
+        if cache is not None and cache.static and cache.k is not None:
+            # cross-attention while decoding: K and V of the encoder output were computed at step 1
+            q, k, v = self._split_heads(self.w_q(query)), cache.k, cache.v
+        else:
+            q, k, v = self._project(query, key, value)
+            if cache is not None:
+                k, v = cache.update(k, v)  # (B, h, Tk, d_head), Tk = cached + new
+        p = self.dropout if self.training else 0.0
+        if need_weights:
+            context, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        else:  # the fused kernel: same numbers without storing the weights (a fully masked row gives 0, too)
+            context, weights = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+        # concatenate the heads: (B, h, Tq, d_head) -> (B, Tq, h * d_head) = context_1 ⊕ ... ⊕ context_h
+        context = context.transpose(1, 2).reshape(B, Tq, self.d_model)
+        return self.w_o(context), weights
+
+    def _project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+        """Q, K, V split into heads: (B, h, Tq, d_head), (B, h, Tk, d_head), (B, h, Tk, d_head)."""
         if query is key and key is value:
             # Self-attention: Q, K and V are projections of the same x, so compute them in one
             # matrix product with the three weights stacked (as torch.nn.MultiheadAttention does);
@@ -419,14 +495,68 @@ class MultiHeadAttention(nn.Module):
             q, k, v = nn.functional.linear(query, weight, bias).chunk(3, dim=-1)
         else:
             q, k, v = self.w_q(query), self.w_k(key), self.w_v(value)
-        q = self._split_heads(q)  # (B, h, Tq, d_head)
-        k = self._split_heads(k)  # (B, h, Tk, d_head)
-        v = self._split_heads(v)  # (B, h, Tk, d_head)
-        p = self.dropout if self.training else 0.0
-        context, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
-        # concatenate the heads: (B, h, Tq, d_head) -> (B, Tq, h * d_head) = context_1 ⊕ ... ⊕ context_h
-        context = context.transpose(1, 2).reshape(B, Tq, self.d_model)
-        return self.w_o(context), weights
+        return self._split_heads(q), self._split_heads(k), self._split_heads(v)
+
+
+class KVCache:
+    """The keys and values one attention layer has computed, kept between decoding steps.
+
+    Decoding one token at a time, step t would re-project all t tokens of the prefix although
+    only the newest is new: with a cache, each step projects the new token and appends its key and
+    value (nanoGPT's and Hugging Face's ``past_key_values``). Pass the same cache to
+    :meth:`MultiHeadAttention.forward` at every step.
+
+    Args:
+        static: False (default) for self-attention: every call appends its keys and values.
+            True for cross-attention: the first call projects the encoder output C once, later
+            calls reuse it.
+
+    Attributes:
+        k, v: (B, h, T_cached, d_head), None before the first call.
+        weights: for pictures, filled by the caller with :meth:`add_weights`: every step's rows
+            stacked, (B, h, steps, T_k), zero where a key did not exist yet (the causal map a full
+            run draws). None until then.
+    """
+
+    def __init__(self, static: bool = False):
+        _checks.check_bool("static", static)
+        self.static = static
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.weights: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        """T_cached, the number of positions kept."""
+        return 0 if self.k is None else self.k.shape[2]
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append k, v (B, h, T_new, d_head); returns all kept keys and values (B, h, T_cached, d_head)."""
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            self.k, self.v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+    def add_weights(self, weights: torch.Tensor) -> torch.Tensor:
+        """Stack one call's weights (B, h, Tq, Tk) under the earlier rows, padded with zeros to Tk."""
+        if self.weights is not None:
+            pad = weights.shape[-1] - self.weights.shape[-1]  # keys added since the earlier rows
+            weights = torch.cat([nn.functional.pad(self.weights, (0, pad)), weights], dim=-2)
+        self.weights = weights
+        return weights
+
+    @staticmethod
+    def check(name: str, cache, B: int, num_heads: int, d_head: int, T_new: int) -> int:
+        """Raise unless ``cache`` is a KVCache for (B, num_heads, ., d_head) (TypeError / ValueError naming
+        ``name``); return Tk, the number of keys a call with ``T_new`` new positions attends to."""
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"{name} must be a KVCache or None, got {type(cache).__name__}")
+        if cache.k is None:
+            return T_new
+        if cache.k.shape[0] != B or cache.k.shape[1] != num_heads or cache.k.shape[3] != d_head:
+            raise ValueError(f"{name} holds keys of shape {_checks.shape_of(cache.k)}, not (B={B}, h={num_heads}, "
+                             f"T, d_head={d_head}): a cache serves one batch and one layer")
+        return len(cache) if cache.static else len(cache) + T_new
 
 
 # ---------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class BertConfig:
 class BertOutput(NamedTuple):
     last_hidden_state: torch.Tensor   # (B, T, H)
     pooler_output: torch.Tensor       # (B, H): tanh(W [CLS] + b)
-    attentions: tuple                 # one (B, h, T, T) per layer
+    attentions: tuple                 # one (B, h, T, T) per layer; None in training mode (see BertModel)
 
 
 class BertModel(nn.Module):
@@ -106,6 +106,10 @@ class BertModel(nn.Module):
 
     attention_mask: (B, T), 1 for real tokens, 0 for padding (no position attends to padding).
     The attention is **bidirectional**: every real token sees every real token, before and after it.
+
+    ``attentions`` holds each layer's weights in eval mode; in training mode the layers run the
+    fused attention kernel and the entries are None (``course_lib.transformer.set_need_weights(model,
+    True)`` keeps them anyway).
 
     Refused, naming the argument: input_ids not a (B, T) integer tensor with 1 <= T <=
     max_position_embeddings and ids in [0, vocab_size); token_type_ids not an integer tensor like

@@ -10,7 +10,8 @@ The notes' machine translation model, built from :mod:`course_lib.transformer`'s
   vocabulary.
 - :class:`EncoderDecoder`: both, with the masks built from the ids (source padding; causal and
   padding on the target), teacher forcing in ``forward`` and :meth:`EncoderDecoder.greedy_decode`
-  for translation. :meth:`EncoderDecoder.attention_maps` collects every layer's latest attention
+  for translation (with a key/value cache by default: each step runs the decoder on the newest
+  token only). :meth:`EncoderDecoder.attention_maps` collects every layer's latest attention
   weights for heatmaps.
 
 Shapes: B batch, S source length, T target length, h heads, d model width, V vocabulary size.
@@ -35,7 +36,7 @@ import torch
 from torch import nn
 
 from . import _checks
-from .attention import causal_mask, padding_mask
+from .attention import KVCache, causal_mask, padding_mask
 from .training import evaluating
 from .transformer import DecoderLayer, EncoderLayer, sinusoidal_positional_encoding
 
@@ -77,17 +78,24 @@ class _Embedding(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.vocab_size, self.d_model, self.max_len, self.positions = vocab_size, d_model, max_len, positions
 
-    def _check_inputs(self, ids, name="ids"):
+    def _check_inputs(self, ids, name="ids", start=0):
         """The input check of :meth:`forward`."""
         _check_ids(name, ids, self)
+        _checks.check_int("start", start)
+        if start < 0 or start + ids.shape[1] > self.max_len:
+            raise ValueError(f"positions start={start} to {start + ids.shape[1] - 1} must lie in the positional "
+                             f"table [0, max_len={self.max_len})")
 
     @_checks.checked_by(_check_inputs)
-    def forward(self, ids: torch.Tensor, name: str = "ids") -> torch.Tensor:
-        """ids (B, L) -> (B, L, d); ``name`` is the argument named in an error message."""
+    def forward(self, ids: torch.Tensor, name: str = "ids", start: int = 0) -> torch.Tensor:
+        """ids (B, L) at positions start, ..., start + L - 1 -> (B, L, d).
+
+        ``name`` is the argument named in an error message; ``start`` > 0 when decoding with a cache.
+        """
         L = ids.shape[1]
         x = self.tok(ids) * math.sqrt(self.d_model)  # (B, L, d)
         if self.positions:  # without them the model sees a bag of words (notebook 02's ablation)
-            x = x + self.pe[:L]  # (B, L, d) + (L, d) -> (B, L, d)
+            x = x + self.pe[start:start + L]  # (B, L, d) + (L, d) -> (B, L, d)
         return self.dropout(x)
 
 
@@ -151,23 +159,38 @@ class Decoder(nn.Module):
         self.lm_head = nn.Linear(d_model, vocab_size)
         self.num_heads = num_heads
 
-    def _check_inputs(self, tgt, memory, src_mask=None, tgt_mask=None):
+    def new_cache(self) -> list[tuple[KVCache, KVCache]]:
+        """An empty key/value cache for :meth:`forward`: per layer, (self-attention's, cross-attention's)."""
+        return [(KVCache(), KVCache(static=True)) for _ in self.layers]
+
+    def _check_inputs(self, tgt, memory, src_mask=None, tgt_mask=None, cache=None):
         """The input checks of :meth:`forward`."""
         _check_ids("tgt", tgt, self.embedding)
-        _checks.check_memory_and_masks("tgt", tgt, memory, src_mask, tgt_mask, self.embedding.d_model,
-                                       self.num_heads)
+        _checks.check_memory_and_masks("tgt", tgt, memory, src_mask, None if cache is not None else tgt_mask,
+                                       self.embedding.d_model, self.num_heads)
         _check_memory_dtype(memory, self)
+        if cache is not None:
+            if not isinstance(cache, list) or len(cache) != len(self.layers):
+                raise TypeError(f"cache must be None or Decoder.new_cache() (a list of {len(self.layers)} pairs "
+                                f"of KVCache), got {type(cache).__name__}")
+            for i, (layer, pair) in enumerate(zip(self.layers, cache)):
+                layer.check_cache(f"cache[{i}]", pair, *tgt.shape, memory.shape[1], tgt_mask)
+            self.embedding._check_inputs(tgt, "tgt", len(cache[0][0]))  # positions cached, ..., cached + T - 1
 
     @_checks.checked_by(_check_inputs)
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
-                tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
+                tgt_mask: torch.Tensor | None = None, cache: list | None = None) -> torch.Tensor:
         """tgt (B, T) integer ids; memory (B, S, d); masks as :meth:`DecoderLayer.forward`.
 
+        cache: None, or :meth:`new_cache`'s list, passed again at every decoding step: tgt then
+        holds only the new tokens, at positions len(cache) onwards (tgt_mask, if any, covers
+        (B, h, T, cached + T)); the cross-attention projects ``memory`` at the first step only.
         Returns logits (B, T, V).
         """
-        x = self.embedding(tgt)
-        for layer in self.layers:
-            x = layer(x, memory, src_mask, tgt_mask)
+        start = 0 if cache is None else len(cache[0][0])  # positions already in the cache
+        x = self.embedding(tgt, "tgt", start)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, src_mask, tgt_mask, None if cache is None else cache[i])
         if self.final_norm is not None:
             x = self.final_norm(x)
         return self.lm_head(x)
@@ -188,8 +211,10 @@ class EncoderDecoder(nn.Module):
             the causal mask of the decoder's self-attention (during training and decoding alike),
             the "Add" and the "Norm" of every layer.
 
-    Attention weights for visualisation: after every forward (or :meth:`greedy_decode`),
-    :meth:`attention_maps` returns each layer's latest weights, shape (B, h, Tq, Tk).
+    Attention weights for visualisation: after every forward in eval mode (or :meth:`greedy_decode`),
+    :meth:`attention_maps` returns each layer's latest weights, shape (B, h, Tq, Tk). In training
+    mode the layers run the fused attention kernel and keep no weights (see
+    :func:`course_lib.transformer.set_need_weights` to keep them anyway).
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 64, num_heads: int = 4,
@@ -255,8 +280,9 @@ class EncoderDecoder(nn.Module):
         memory, src_mask = self.encode(src, src_pad_id)
         return self.decode(tgt_in, memory, src_mask, tgt_pad_id)
 
-    def _check_greedy_decode(self, src, max_len, bos_id, eos_id, src_pad_id=0):
+    def _check_greedy_decode(self, src, max_len, bos_id, eos_id, src_pad_id=0, use_cache=True):
         """The input checks of :meth:`greedy_decode`."""
+        _checks.check_bool("use_cache", use_cache)
         _checks.check_positive_int("max_len", max_len)
         if max_len > self.max_len:
             raise ValueError(f"max_len={max_len} is longer than the positional table's max_len={self.max_len}")
@@ -269,30 +295,45 @@ class EncoderDecoder(nn.Module):
     @torch.no_grad()
     @_checks.checked_by(_check_greedy_decode)
     def greedy_decode(self, src: torch.Tensor, max_len: int, bos_id: int, eos_id: int,
-                      src_pad_id: int = 0) -> torch.Tensor:
+                      src_pad_id: int = 0, use_cache: bool = True) -> torch.Tensor:
         """Translate by taking the most likely token at each step.
 
         The model runs in eval mode (no dropout) during decoding and is put back in its previous
-        mode afterwards. Each step re-runs the decoder over the whole prefix (no key/value cache:
-        simpler, and fast enough for the course's short sentences).
+        mode afterwards.
+
+        With ``use_cache=True`` (default) the decoder keeps every layer's keys and values
+        (:meth:`Decoder.new_cache`): step t embeds only the newest token, projects its query, key
+        and value, and attends to the t cached keys; the cross-attention projects C at step 1
+        only. With a causal mask, position t's state never depends on later tokens, so this gives
+        the same tokens as ``use_cache=False``, which re-runs the decoder over the whole prefix at
+        every step (t positions at step t: quadratic work). Without the causal mask (the
+        ``causal=False`` ablation) earlier positions see later ones and change at every step, so
+        nothing can be cached: the model then always re-runs the prefix, whatever ``use_cache``.
 
         Args:
             src: (B, S) source ids.
             max_len: most tokens to generate; at most the model's ``max_len``.
             bos_id, eos_id: target ids of <bos> and <eos>.
+            use_cache: True (default) or False, see above; both return the same ids.
 
         Returns:
             ids (B, T'), T' <= max_len, without <bos>; each row ends at its first <eos> and is
             padded with <eos> after it. Decoding stops once every row has produced <eos>.
+            Afterwards :meth:`attention_maps` holds the weights of the whole decoding (one row per
+            step), cached or not.
         """
         with evaluating(self):
             memory, src_mask = self.encode(src, src_pad_id)
             B = src.shape[0]
             ys = torch.full((B, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1): <bos>
             done = torch.zeros(B, dtype=torch.bool, device=src.device)
+            cache = self.decoder.new_cache() if use_cache and self.causal else None
             for _ in range(max_len):
-                # tgt_pad_id=-1: no target id is padding while decoding, so no key is hidden
-                logits = self.decode(ys, memory, src_mask, tgt_pad_id=-1)  # (B, t, V)
+                if cache is None:
+                    # tgt_pad_id=-1: no target id is padding while decoding, so no key is hidden
+                    logits = self.decode(ys, memory, src_mask, tgt_pad_id=-1)  # (B, t, V)
+                else:  # the newest token only; it may attend to every cached position (no mask needed)
+                    logits = self.decoder(ys[:, -1:], memory, src_mask, cache=cache)  # (B, 1, V)
                 next_id = logits[:, -1].argmax(dim=-1).masked_fill(done, eos_id)  # (B,)
                 ys = torch.cat([ys, next_id[:, None]], dim=1)  # (B, t) -> (B, t + 1)
                 done |= next_id == eos_id
@@ -310,9 +351,13 @@ class EncoderDecoder(nn.Module):
         - ``"cross"``: (B, h, T, S), target positions attending to the source.
 
         After :meth:`greedy_decode`, T is the length of the last decoding step's input
-        (<bos> and every token generated before the last).
+        (<bos> and every token generated before the last): row t is the step that emitted token t,
+        with or without the cache.
 
-        Raises RuntimeError before the model has been run.
+        The layers keep weights only when they compute them: in eval mode by default (see
+        :func:`course_lib.transformer.set_need_weights`); a forward in training mode leaves none.
+
+        Raises RuntimeError before the model has been run (or when the last run kept no weights).
         """
         maps = {
             "encoder_self": [layer.attn_weights for layer in self.encoder.layers],
@@ -320,5 +365,7 @@ class EncoderDecoder(nn.Module):
             "cross": [layer.cross_attn_weights for layer in self.decoder.layers],
         }
         if any(w is None for ws in maps.values() for w in ws):
-            raise RuntimeError("no attention weights yet: run the model (forward or greedy_decode) first")
+            raise RuntimeError("no attention weights yet: run the model (forward or greedy_decode) first, in eval "
+                               "mode (model.eval()): in training mode the layers skip the weights for speed "
+                               "(see course_lib.transformer.set_need_weights)")
         return maps

@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _checks
-from .attention import causal_mask
+from .attention import KVCache, causal_mask
 from .batching import IGNORE_INDEX  # targets with this value (padding) do not count in the loss
 from .training import evaluating
 from .transformer import EncoderLayer, init_normal
@@ -109,19 +109,41 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.wte.weight.numel() - self.wpe.weight.numel()
 
-    def _check_hidden_states(self, idx):
+    def new_cache(self) -> list[KVCache]:
+        """An empty key/value cache for :meth:`hidden_states`, one :class:`KVCache` per block."""
+        return [KVCache() for _ in self.blocks]
+
+    def _check_hidden_states(self, idx, cache=None):
         """The input check of :meth:`hidden_states`: ids in the vocabulary, at most block_size of them."""
         _checks.check_token_ids("idx", idx, self.config.vocab_size, self.config.block_size, limit="block_size")
         _check_rows("idx", idx)
+        if cache is not None:
+            if not (isinstance(cache, list) and len(cache) == len(self.blocks)
+                    and all(isinstance(c, KVCache) and not c.static for c in cache)):
+                raise TypeError(f"cache must be None or GPT.new_cache() (a list of {len(self.blocks)} KVCache), "
+                                f"got {type(cache).__name__}")
+            c = self.config
+            for i, kv in enumerate(cache):
+                KVCache.check(f"cache[{i}]", kv, idx.shape[0], c.n_head, c.n_embd // c.n_head, idx.shape[1])
+            if len(cache[0]) + idx.shape[1] > c.block_size:
+                raise ValueError(f"the cache holds {len(cache[0])} positions: {idx.shape[1]} more would pass "
+                                 f"block_size={c.block_size}")
 
     @_checks.checked_by(_check_hidden_states)
-    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) -> h_n after the final LayerNorm, (B, T, d)."""
+    def hidden_states(self, idx: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
+        """idx (B, T) -> h_n after the final LayerNorm, (B, T, d).
+
+        cache: None, or :meth:`new_cache`'s list holding the keys and values of the P tokens
+        before idx: idx then sits at positions P, ..., P + T - 1 (P + T <= block_size), attends to
+        the cached ones too, and its keys and values are appended (decoding one token at a time).
+        """
         T = idx.shape[1]
-        x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # h_0 = U W_e + W_p
-        mask = self.mask[:T, :T]
-        for block in self.blocks:
-            x = block(x, mask)  # h_l = transformer_block(h_{l-1}): position t sees positions <= t
+        P = 0 if cache is None else len(cache[0])  # positions already cached
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(P, P + T, device=idx.device)))  # h_0 = U W_e + W_p
+        mask = self.mask[P:P + T, :P + T]  # (T, P + T): position P + t sees positions <= P + t
+        for i, block in enumerate(self.blocks):
+            # h_l = transformer_block(h_{l-1}): position t sees positions <= t
+            x = block(x, mask, None if cache is None else cache[i])
         return self.ln_f(x)
 
     def _check_inputs(self, idx, targets=None):
@@ -156,8 +178,10 @@ class GPT(nn.Module):
             return logits, None
         return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten().long(), ignore_index=IGNORE_INDEX)
 
-    def _check_generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, stop_token=None):
+    def _check_generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, stop_token=None,
+                        use_cache=True):
         """The input checks of :meth:`generate`."""
+        _checks.check_bool("use_cache", use_cache)
         _checks.check_token_ids("idx", idx, self.config.vocab_size)  # any length: cropped below
         _check_rows("idx", idx)
         _checks.check_positive_int("max_new_tokens", max_new_tokens)
@@ -170,7 +194,8 @@ class GPT(nn.Module):
     @torch.no_grad()
     @_checks.checked_by(_check_generate)
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None, stop_token: int | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, stop_token: int | None = None,
+                 use_cache: bool = True) -> torch.Tensor:
         """Continue each row of idx (B, T) by sampling ``max_new_tokens`` tokens; returns (B, T + new).
 
         temperature > 0 divides the logits (below 1: sharper, above 1: flatter); top_k keeps only
@@ -179,11 +204,26 @@ class GPT(nn.Module):
         stops once every row has produced it. The model runs in eval mode (no dropout), then gets its
         mode back. idx must hold at least one row of at least one token; temperature must be a
         finite number > 0; top_k a positive int or None.
+
+        use_cache: True (default) keeps every block's keys and values (:meth:`new_cache`): the
+        prompt runs once, then each step runs the newest token only. False re-runs the whole
+        context at every step. Both give the same tokens for the same ``generator`` (the
+        probabilities agree to float rounding). Once the text is longer than block_size the
+        window slides: every position would move, so the cache is dropped and each further step
+        re-runs the last block_size tokens, as without the cache.
         """
+        block = self.config.block_size
         with evaluating(self):
             done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+            cache = self.new_cache() if use_cache and idx.shape[1] <= block else None
             for _ in range(max_new_tokens):
-                logits = self.lm_head(self.hidden_states(idx[:, -self.config.block_size:]))  # (B, T, V)
+                if cache is not None and idx.shape[1] > block:
+                    cache = None  # the window slides from now on: crop and recompute
+                if cache is None:
+                    h = self.hidden_states(idx[:, -block:])  # (B, T, d)
+                else:  # the first step runs the whole prompt, later ones the newest token
+                    h = self.hidden_states(idx[:, len(cache[0]):], cache)
+                logits = self.lm_head(h[:, -1:])  # (B, 1, V)
                 probs = next_token_probs(logits[:, -1], temperature, top_k)  # (B, V)
                 nxt = torch.multinomial(probs, 1, generator=generator)     # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)

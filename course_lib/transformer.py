@@ -17,7 +17,21 @@ into GPT and BERT in :mod:`course_lib.gpt` and :mod:`course_lib.bert`.
 
 Shapes: B batch, S source length, T target length, h heads, d model width.
 Masks are boolean and **True means "may attend"**. Each layer keeps its latest attention weights
-(detached) for visualisation.
+(detached) for visualisation, when it computes them (see "Weights or speed" below).
+
+Weights or speed: a layer's ``need_weights`` attribute says whether it computes the attention
+weights explicitly and keeps them (``attn_weights``, ``self_attn_weights``, ``cross_attn_weights``).
+``None`` (the default): only in eval mode, so pictures, widgets and ``attention_maps()`` (all run
+in eval mode) get them, and training runs on PyTorch's fused kernel, which never stores them
+(the kept weights are then None). ``True``: always (e.g. to watch the weights while training);
+``False``: never (the fastest evaluation). :func:`set_need_weights` sets it on every layer of a
+model. The two paths give the same outputs and gradients up to float rounding; only the dropout
+mask differs (the fused kernel draws it from torch's global random stream).
+
+Decoding with a cache: ``forward(..., cache=...)`` (a :class:`~course_lib.attention.KVCache` for
+:class:`EncoderLayer`, a pair (self-attention cache, static cross-attention cache) for
+:class:`DecoderLayer`) attends from the new positions to every cached one; used by
+``EncoderDecoder.greedy_decode`` and ``GPT.generate``.
 
 Where the "Norm" goes: by default the layers are *post-norm*, as in the notes and the 2017
 paper, ``x = norm(x + sublayer(x))``. With ``norm_first=True`` they are *pre-norm*, as in GPT-2,
@@ -47,16 +61,18 @@ import torch
 from torch import nn
 
 from . import _checks
-from .attention import MultiHeadAttention
+from .attention import KVCache, MultiHeadAttention
 
 __all__ = [
     "sinusoidal_positional_encoding",
+    "positional_shift_matrix",
     "FeedForward",
     "EncoderLayer",
     "DecoderLayer",
     "to_torch",
     "ACTIVATIONS",
     "init_normal",
+    "set_need_weights",
 ]
 
 
@@ -90,6 +106,43 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])  # odd d: one fewer cosine column
     return pe.float()
+
+
+def positional_shift_matrix(k: int, d_model: int) -> torch.Tensor:
+    """The matrix M_k with PE[p + k] = PE[p] M_k for every position p (row vectors, as in PE).
+
+    Column pair (2i, 2i+1) of :func:`sinusoidal_positional_encoding` is (sin(p w_i), cos(p w_i))
+    with w_i = 1 / 10000^(2i/d). Moving k positions on adds k w_i to the angle, and by the
+    addition formulas
+
+        sin((p + k) w) =  sin(p w) cos(k w) + cos(p w) sin(k w)
+        cos((p + k) w) = -sin(p w) sin(k w) + cos(p w) cos(k w)
+
+    that is the row vector (sin, cos) times the 2 x 2 rotation [[cos kw, -sin kw], [sin kw, cos kw]].
+    M_k is block-diagonal with one such block per pair; it depends on k only, never on p, and
+    M_j M_k = M_(j+k), M_0 = I, M_(-k) = M_k^T.
+
+    Args:
+        k: the offset, any int (negative moves back).
+        d_model: the table's width; it must be even (an odd table's last sine column has no
+            cosine partner, so no matrix moves it).
+
+    Returns:
+        (d_model, d_model) float64 tensor (float64 so that large offsets keep their digits).
+    """
+    _checks.check_int("k", k)
+    _checks.check_positive_int("d_model", d_model)
+    if d_model % 2:
+        raise ValueError(f"d_model must be even (sine / cosine pairs), got {d_model}")
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # 2i = 0, 2, ..., d - 2
+    angle = float(k) / torch.pow(10000.0, two_i / d_model)     # k w_i, one per pair: (d/2,)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    m = torch.zeros(d_model, d_model, dtype=torch.float64)
+    m[0::2, 0::2] = torch.diag(cos)    # sin -> sin: cos(k w)
+    m[1::2, 0::2] = torch.diag(sin)    # cos -> sin: sin(k w)
+    m[0::2, 1::2] = torch.diag(-sin)   # sin -> cos: -sin(k w)
+    m[1::2, 1::2] = torch.diag(cos)    # cos -> cos: cos(k w)
+    return m
 
 
 # The nonlinearity between the two layers: ReLU in the 2017 paper; GELU in BERT; GELU's tanh
@@ -163,7 +216,12 @@ class EncoderLayer(nn.Module):
         x = x + dropout2(ffn(norm2(x)))
 
     After each forward, ``self.attn_weights`` holds that call's attention weights, detached,
-    shape (B, h, T, T), for visualisation (``None`` before the first call).
+    shape (B, h, T, T), for visualisation (``None`` before the first call, and after a call
+    that did not compute them: see ``need_weights``).
+
+    Attributes:
+        need_weights: None (default: compute and keep the weights in eval mode only, use the fused
+            kernel in training), True (always) or False (never). See :func:`set_need_weights`.
 
     Args:
         d_model: width d; divisible by num_heads.
@@ -196,30 +254,37 @@ class EncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.d_model, self.num_heads = d_model, num_heads
         self.attn_weights: torch.Tensor | None = None
+        self.need_weights: bool | None = None
 
-    def _check_inputs(self, x, mask=None):
+    def _check_inputs(self, x, mask=None, cache=None):
         """The input checks of :meth:`forward`."""
         _checks.check_stream("x", x, self.d_model, f"(B, T, d_model) with d_model={self.d_model}")
         _checks.check_dtype("x", x, self.self_attn.w_q.weight.dtype, "the parameters of EncoderLayer")
+        B, T, _ = x.shape
+        Tk = T if cache is None else KVCache.check("cache", cache, B, self.num_heads, self.self_attn.d_head, T)
         if mask is not None:
-            B, T, _ = x.shape
-            _checks.check_mask(mask, (B, self.num_heads, T, T), "(B, h, T, T)")
+            _checks.check_mask(mask, (B, self.num_heads, T, Tk), "(B, h, T, T)" if cache is None else
+                               "(B, h, T, cached + T)")
 
     @_checks.checked_by(_check_inputs)
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, d); mask bool broadcastable to (B, h, T, T), e.g. a padding mask (B, 1, 1, T).
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        """x (B, T, d); mask bool broadcastable to (B, h, T, Tk), e.g. a padding mask (B, 1, 1, T).
 
+        cache: None (Tk = T), or a :class:`KVCache` holding the keys and values of the earlier
+        positions (Tk = cached + T; the new positions' are appended): how GPT decodes one token at
+        a time. ``attn_weights`` then holds every row computed with this cache.
         Returns (B, T, d).
         """
         add = _add if self.residual else _replace
+        need = _needs_weights(self)
         if self.norm_first:
             normed = self.norm1(x)
-            attn_out, weights = self.self_attn(normed, normed, normed, mask)  # (B, T, d), (B, h, T, T)
-            self.attn_weights = weights.detach()
+            attn_out, weights = self.self_attn(normed, normed, normed, mask, need, cache)  # (B, T, d), (B, h, T, Tk)
+            self.attn_weights = _kept(weights, cache)
             x = add(x, self.dropout1(attn_out))
             return add(x, self.dropout2(self.ffn(self.norm2(x))))
-        attn_out, weights = self.self_attn(x, x, x, mask)  # (B, T, d), (B, h, T, T)
-        self.attn_weights = weights.detach()
+        attn_out, weights = self.self_attn(x, x, x, mask, need, cache)  # (B, T, d), (B, h, T, Tk)
+        self.attn_weights = _kept(weights, cache)
         x = self.norm1(add(x, self.dropout1(attn_out)))
         x = self.norm2(add(x, self.dropout2(self.ffn(x))))
         return x
@@ -243,7 +308,8 @@ class DecoderLayer(nn.Module):
         x = x + dropout3(ffn(norm3(x)))
 
     After each forward, ``self.self_attn_weights`` (B, h, T, T) and ``self.cross_attn_weights``
-    (B, h, T, S) hold that call's attention weights, detached (``None`` before the first call).
+    (B, h, T, S) hold that call's attention weights, detached (``None`` before the first call, and
+    after a call that did not compute them: ``need_weights`` works as in :class:`EncoderLayer`).
 
     Args: as :class:`EncoderLayer`.
     """
@@ -267,41 +333,97 @@ class DecoderLayer(nn.Module):
         self.d_model, self.num_heads = d_model, num_heads
         self.self_attn_weights: torch.Tensor | None = None
         self.cross_attn_weights: torch.Tensor | None = None
+        self.need_weights: bool | None = None
 
-    def _check_inputs(self, x, memory, src_mask=None, tgt_mask=None):
+    def _check_inputs(self, x, memory, src_mask=None, tgt_mask=None, cache=None):
         """The input checks of :meth:`forward`."""
         _checks.check_stream("x", x, self.d_model, f"(B, T, d_model) with d_model={self.d_model}")
-        _checks.check_memory_and_masks("x", x, memory, src_mask, tgt_mask, self.d_model, self.num_heads)
+        # with a cache, tgt_mask covers the cached keys too: check_cache checks it
+        _checks.check_memory_and_masks("x", x, memory, src_mask, tgt_mask if cache is None else None, self.d_model,
+                                       self.num_heads)
         for name, t in (("x", x), ("memory", memory)):
             _checks.check_dtype(name, t, self.self_attn.w_q.weight.dtype, "the parameters of DecoderLayer")
+        if cache is not None:
+            self.check_cache("cache", cache, x.shape[0], x.shape[1], memory.shape[1], tgt_mask)
+
+    def check_cache(self, name: str, cache, B: int, T: int, S: int, tgt_mask=None) -> None:
+        """Raise unless ``cache`` is a pair (KVCache(), KVCache(static=True)) for a batch of B, T new target
+        positions and S source positions, and ``tgt_mask`` (if any) covers (B, h, T, cached + T)."""
+        if not (isinstance(cache, (tuple, list)) and len(cache) == 2
+                and all(isinstance(c, KVCache) for c in cache) and cache[1].static and not cache[0].static):
+            raise TypeError(f"{name} must be None or a pair (KVCache(), KVCache(static=True)): the "
+                            f"self-attention's and the cross-attention's, got {cache!r}")
+        Tk = KVCache.check(f"{name}[0]", cache[0], B, self.num_heads, self.self_attn.d_head, T)
+        KVCache.check(f"{name}[1]", cache[1], B, self.num_heads, self.cross_attn.d_head, S)
+        if tgt_mask is not None:
+            _checks.check_mask(tgt_mask, (B, self.num_heads, T, Tk), "(B, h, T, cached + T)", name="tgt_mask")
 
     @_checks.checked_by(_check_inputs)
     def forward(self, x: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
-                tgt_mask: torch.Tensor | None = None) -> torch.Tensor:
+                tgt_mask: torch.Tensor | None = None, cache: tuple[KVCache, KVCache] | None = None) -> torch.Tensor:
         """x (B, T, d): the target stream; memory (B, S, d): the encoder output C.
 
         src_mask: bool broadcastable to (B, h, T, S), usually the source padding mask (B, 1, 1, S).
-        tgt_mask: bool broadcastable to (B, h, T, T), usually causal & padding (B, 1, T, T).
+        tgt_mask: bool broadcastable to (B, h, T, Tk), usually causal & padding (B, 1, T, T).
+        cache: None (Tk = T), or a pair (KVCache(), KVCache(static=True)) kept between decoding
+            steps: the self-attention's keys and values of the earlier target positions (Tk =
+            cached + T), and the cross-attention's of C, projected at the first step only. The
+            kept weights then hold every row computed with this cache.
         Returns (B, T, d).
         """
         add = _add if self.residual else _replace
+        need = _needs_weights(self)
+        self_cache, cross_cache = (None, None) if cache is None else cache
         if self.norm_first:
             normed = self.norm1(x)
-            attn_out, weights = self.self_attn(normed, normed, normed, tgt_mask)  # (B, T, d), (B, h, T, T)
-            self.self_attn_weights = weights.detach()
+            # (B, T, d), (B, h, T, Tk)
+            attn_out, weights = self.self_attn(normed, normed, normed, tgt_mask, need, self_cache)
+            self.self_attn_weights = _kept(weights, self_cache)
             x = add(x, self.dropout1(attn_out))
-            attn_out, weights = self.cross_attn(self.norm2(x), memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
-            self.cross_attn_weights = weights.detach()
+            # (B, T, d), (B, h, T, S)
+            attn_out, weights = self.cross_attn(self.norm2(x), memory, memory, src_mask, need, cross_cache)
+            self.cross_attn_weights = _kept(weights, cross_cache)
             x = add(x, self.dropout2(attn_out))
             return add(x, self.dropout3(self.ffn(self.norm3(x))))
-        attn_out, weights = self.self_attn(x, x, x, tgt_mask)  # (B, T, d), (B, h, T, T)
-        self.self_attn_weights = weights.detach()
+        attn_out, weights = self.self_attn(x, x, x, tgt_mask, need, self_cache)  # (B, T, d), (B, h, T, Tk)
+        self.self_attn_weights = _kept(weights, self_cache)
         x = self.norm1(add(x, self.dropout1(attn_out)))
-        attn_out, weights = self.cross_attn(x, memory, memory, src_mask)  # (B, T, d), (B, h, T, S)
-        self.cross_attn_weights = weights.detach()
+        attn_out, weights = self.cross_attn(x, memory, memory, src_mask, need, cross_cache)  # (B, T, d), (B, h, T, S)
+        self.cross_attn_weights = _kept(weights, cross_cache)
         x = self.norm2(add(x, self.dropout2(attn_out)))
         x = self.norm3(add(x, self.dropout3(self.ffn(x))))
         return x
+
+
+def _needs_weights(layer: EncoderLayer | DecoderLayer) -> bool:
+    """Whether ``layer`` computes its attention weights now: its ``need_weights``, or (None) in eval mode."""
+    return (not layer.training) if layer.need_weights is None else layer.need_weights
+
+
+def _kept(weights: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor | None:
+    """What a layer keeps for pictures: None (not computed), these weights detached, or with a cache,
+    every row computed with it (B, h, rows so far, Tk)."""
+    if weights is None:
+        return None
+    return weights.detach() if cache is None else cache.add_weights(weights.detach())
+
+
+def set_need_weights(model: nn.Module, need_weights: bool | None):
+    """Set ``need_weights`` on every :class:`EncoderLayer` and :class:`DecoderLayer` inside ``model``.
+
+    None (the layers' default): compute and keep the attention weights in eval mode only (training
+    uses the fused kernel); True: always (e.g. to plot the weights during training, at some cost
+    in speed); False: never (the fastest evaluation; ``attention_maps()`` then has nothing to show).
+    Returns ``model``, so ``set_need_weights(model, True).train()`` chains.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if need_weights is not None:
+        _checks.check_bool("need_weights", need_weights)
+    for module in model.modules():
+        if isinstance(module, (EncoderLayer, DecoderLayer)):
+            module.need_weights = need_weights
+    return model
 
 
 def _add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -202,6 +202,11 @@ def test_greedy_decode_pads_finished_rows_with_eos(reverse_model):
     short = src.clone()
     short[1, 3:] = PAD  # a shorter sentence; whatever the model emits, after <eos> comes only <eos>
     ids = model.greedy_decode(short, max_len=8, bos_id=BOS, eos_id=EOS)
+    cached_maps = model.attention_maps()
+    assert torch.equal(ids, model.greedy_decode(short, max_len=8, bos_id=BOS, eos_id=EOS, use_cache=False))
+    for kind, layers in model.attention_maps().items():  # the cache keeps every step's row: the same maps
+        for got, expected in zip(cached_maps[kind], layers):
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     for row in ids:
         hits = (row == EOS).nonzero()
         if len(hits):

@@ -18,6 +18,7 @@ from course_lib.transformer import (
     DecoderLayer,
     EncoderLayer,
     FeedForward,
+    set_need_weights,
     sinusoidal_positional_encoding,
     to_torch,
 )
@@ -157,17 +158,40 @@ def test_encoder_layer_matches_torch(masking, training, norm_first):
     torch.testing.assert_close(ours.norm2.bias.grad, theirs.norm2.bias.grad, atol=ATOL, rtol=1e-4)
 
 
-def test_encoder_layer_keeps_attention_weights():
-    layer = EncoderLayer(D, H, D_FF, dropout=0.0)
-    assert layer.attn_weights is None
+@pytest.mark.parametrize("training, need_weights, kept", [
+    (False, None, True), (True, None, False),   # default: weights in eval mode, the fused kernel in training
+    (True, True, True), (False, False, False),  # set_need_weights overrides the mode either way
+])
+def test_encoder_layer_keeps_attention_weights(training, need_weights, kept):
+    layer = EncoderLayer(D, H, D_FF, dropout=0.0).train(training)
+    assert layer.attn_weights is None and layer.need_weights is None
+    assert set_need_weights(layer, need_weights) is layer and layer.need_weights is need_weights
     x = torch.randn(B, T, D, requires_grad=True)
     mask = padding_mask(_pad_ids(LENGTHS, T), pad_id=0)
-    layer(x, mask)
+    out = layer(x, mask)
     w = layer.attn_weights
+    if not kept:
+        assert w is None  # never the weights of an earlier call
+        layer.need_weights = True
+        torch.testing.assert_close(layer(x, mask), out, atol=ATOL, rtol=1e-5)  # the other path, the same output
+        return
     assert w.shape == (B, H, T, T)
     assert not w.requires_grad
     torch.testing.assert_close(w.sum(-1), torch.ones(B, H, T))
     assert (w[1, :, :, 4:] == 0).all()  # padded keys get no weight
+    layer.need_weights = False
+    layer(x, mask)
+    assert layer.attn_weights is None  # not the stale weights of the call before
+
+
+def test_set_need_weights_reaches_every_layer_and_checks_its_input():
+    model = nn.Sequential(EncoderLayer(D, H, D_FF), nn.ModuleList([DecoderLayer(D, H, D_FF)]))
+    set_need_weights(model, False)
+    assert [m.need_weights for m in model.modules() if hasattr(m, "need_weights")] == [False, False]
+    with pytest.raises(TypeError, match="need_weights"):
+        set_need_weights(model, "yes")
+    with pytest.raises(TypeError, match="model"):
+        set_need_weights("model", True)
 
 
 @NORM_FIRST
@@ -206,6 +230,9 @@ def test_decoder_layer_matches_torch(tgt_padding, training, norm_first):
     torch.testing.assert_close(ours.norm3.weight.grad, theirs.norm3.weight.grad, atol=ATOL, rtol=1e-4)
     torch.testing.assert_close(ours.norm2.bias.grad, theirs.norm2.bias.grad, atol=ATOL, rtol=1e-4)
 
+    if training:  # training runs the fused kernel: no weights kept
+        assert ours.self_attn_weights is None and ours.cross_attn_weights is None
+        return
     assert ours.self_attn_weights.shape == (B, H, T, T)
     assert ours.cross_attn_weights.shape == (B, H, T, S)
     assert (ours.self_attn_weights.triu(1) == 0).all()  # no weight on later positions

@@ -4,12 +4,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import io  # noqa: E402
-
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from widget_pictures import weight_bar_is_shown  # noqa: E402
 
 from course_lib.widgets.attention import AttentionExplorer, TranslationAttentionView  # noqa: E402
 
@@ -24,24 +21,15 @@ def _trace(score, words, output=OUT):
             "contexts": torch.randn(len(output), 8, generator=g)}
 
 
-def _weight_bar_is_shown(bar, png: bytes) -> bool:
-    """``bar`` is a colour bar of attention weights (fixed scale 0..1, labelled "weight") and the
-    picture shows it: dark at its top (weight 1), light at its bottom (weight 0)."""
-    assert bar.vmin == 0 and bar.vmax == 1 and "weight" in bar.ax.get_ylabel()
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    box = bar.ax.get_window_extent()
-    x, height = int((box.x0 + box.x1) / 2), pixels.shape[0]
-    top, bottom = (pixels[height - int(box.y0 + f * (box.y1 - box.y0)), x].sum() for f in (0.95, 0.05))
-    return top < bottom - 300
 
 
 def test_view_has_a_colour_bar_of_weights():
     view = TranslationAttentionView()
     t = _trace("additive", SRC)
     view.update(t["source"], t["output"], t["weights"], t["contexts"], step=0)
-    assert _weight_bar_is_shown(view.colorbar, view.to_png())
+    assert weight_bar_is_shown(view.colorbar, view.to_png())
     view.update(t["source"], t["output"], t["weights"] * 0.5, t["contexts"], step=2)  # other numbers, same scale
-    assert _weight_bar_is_shown(view.colorbar, view.to_png())
+    assert weight_bar_is_shown(view.colorbar, view.to_png())
 
 
 def test_view_updates_artists_in_place():

@@ -4,12 +4,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import io  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from widget_pictures import weight_bar_is_shown  # noqa: E402
 
 from course_lib.bert import BertConfig, BertForPreTraining, BertModel  # noqa: E402
 from course_lib.data.stories import make_story_corpus  # noqa: E402
@@ -28,15 +27,6 @@ from course_lib.widgets.bert import (  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _weight_bar_is_shown(bar, png: bytes) -> bool:
-    """``bar`` is a colour bar of attention weights (fixed scale 0..1, labelled "weight") and the
-    picture shows it: dark at its top (weight 1), light at its bottom (weight 0)."""
-    assert bar.vmin == 0 and bar.vmax == 1 and "weight" in bar.ax.get_ylabel()
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    box = bar.ax.get_window_extent()
-    x, height = int((box.x0 + box.x1) / 2), pixels.shape[0]
-    top, bottom = (pixels[height - int(box.y0 + f * (box.y1 - box.y0)), x].sum() for f in (0.95, 0.05))
-    return top < bottom - 300
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +91,10 @@ def test_model_view_and_head_roles(world):
     bert: BertModel = model.bert
     view = ModelView(bert, tok, "the man went to the store .", "he bought a gallon of milk .")
     first = view.render()
-    assert _weight_bar_is_shown(view.colorbar, first)
+    assert weight_bar_is_shown(view.colorbar, first)
     view.layer.value, view.head.value = 2, 2
     assert view.render() != first
-    assert _weight_bar_is_shown(view.colorbar, view.picture)
+    assert weight_bar_is_shown(view.colorbar, view.picture)
     assert np.allclose(view.big.get_array(), view.attn[1, 1].numpy())
     view.text_b.value = ""
     assert view.tokens.count("[SEP]") == 1

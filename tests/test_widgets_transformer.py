@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from widget_pictures import weight_bar_is_shown  # noqa: E402
 
 from course_lib.data import make_translation_corpus  # noqa: E402
 from course_lib.encoder_decoder import EncoderDecoder  # noqa: E402
@@ -30,15 +31,6 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
-def _weight_bar_is_shown(bar, png: bytes) -> bool:
-    """``bar`` is a colour bar of attention weights (fixed scale 0..1, labelled "weight") and the
-    picture shows it: dark at its top (weight 1), light at its bottom (weight 0)."""
-    assert bar.vmin == 0 and bar.vmax == 1 and "weight" in bar.ax.get_ylabel()
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    box = bar.ax.get_window_extent()
-    x, height = int((box.x0 + box.x1) / 2), pixels.shape[0]
-    top, bottom = (pixels[height - int(box.y0 + f * (box.y1 - box.y0)), x].sum() for f in (0.95, 0.05))
-    return top < bottom - 300
 
 
 def test_position_similarity():
@@ -130,14 +122,14 @@ def test_attention_explorer_selects_kind_layer_and_head(explorer_setup):
 def test_attention_explorer_redraws_on_every_control(explorer_setup):
     w = _explorer(explorer_setup)
     seen = [_pixels(w.render())]
-    assert _weight_bar_is_shown(w.colorbar, w.picture)
+    assert weight_bar_is_shown(w.colorbar, w.picture)
     for change in (lambda: setattr(w.head, "value", 1), lambda: setattr(w.layer, "value", 0),
                    lambda: setattr(w.kind, "value", "encoder self"),
                    lambda: setattr(w.sentence, "value", w.sentence.options[1][1])):
         change()
         seen.append(_pixels(w.render()))
         assert seen[-1].shape != seen[-2].shape or (seen[-1] != seen[-2]).any()
-        assert _weight_bar_is_shown(w.colorbar, w.picture)  # still there after blitting a new layout
+        assert weight_bar_is_shown(w.colorbar, w.picture)  # still there after blitting a new layout
     w.typed.value = "我爱你"
     assert w._trace["source"] == ["我", "爱", "你"]
 

@@ -195,6 +195,31 @@ def _greedy_ids(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: in
 
 
 @torch.no_grad()
+def greedy_translations(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
+                        tgt_vocab: WordVocab, batch_size: int = 500) -> list[list[str]]:
+    """The greedy translation of every pair's Chinese side, a list of English words per pair.
+
+    :func:`evaluate_translation` counts the ones equal to ``pair.en``; a notebook that wants to
+    know *which* sentences a model gets wrong (e.g. the reordered ones, ``any(pair.reordered)``)
+    reads them here. Refused: as :func:`evaluate_translation`.
+    """
+    _check_model(model, (AttentionGRUTranslator, EncoderDecoder))
+    _check_pairs(pairs)
+    _check_vocabs(src_vocab, tgt_vocab)
+    _checks.check_positive_int("batch_size", batch_size)
+    device = _device(model)
+    out = []
+    with evaluating(model):
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            src, src_lengths, _, _ = encode_pairs(chunk, src_vocab, tgt_vocab)
+            max_len = max(len(p.en) for p in chunk) + 2
+            ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
+            out.extend(tgt_vocab.decode(row) for row in ids.cpu())
+    return out
+
+
+@torch.no_grad()
 def evaluate_translation(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
                          tgt_vocab: WordVocab, batch_size: int = 500) -> dict[str, float]:
     """Greedy-decode every pair: exact_match = share of sentences translated word for word right.
@@ -202,20 +227,8 @@ def evaluate_translation(model: AttentionGRUTranslator | EncoderDecoder, pairs: 
     Refused: no pairs (the share of nothing is undefined), pairs without words on a side, a
     batch_size that is not a positive int, a model of another kind.
     """
-    _check_model(model, (AttentionGRUTranslator, EncoderDecoder))
-    _check_pairs(pairs)
-    _check_vocabs(src_vocab, tgt_vocab)
-    _checks.check_positive_int("batch_size", batch_size)
-    device = _device(model)
-    exact = 0
-    with evaluating(model):
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i:i + batch_size]
-            src, src_lengths, _, _ = encode_pairs(chunk, src_vocab, tgt_vocab)
-            max_len = max(len(p.en) for p in chunk) + 2
-            ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
-            exact += sum(tgt_vocab.decode(row) == list(p.en) for row, p in zip(ids.cpu(), chunk))
-    return {"exact_match": exact / len(pairs)}
+    outputs = greedy_translations(model, pairs, src_vocab, tgt_vocab, batch_size)
+    return {"exact_match": sum(out == list(p.en) for out, p in zip(outputs, pairs)) / len(pairs)}
 
 
 def exact_match_by_length(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
@@ -434,28 +447,3 @@ def cross_attention_alignment(model: EncoderDecoder, pairs: Sequence, src_vocab:
     cross = _teacher_forced_maps(model, src.to(device), tgt_in.to(device))["cross"]  # (L, B, h, T, S)
     weights = [cross[:, b, :, :len(p.en), :len(p.zh)] for b, p in enumerate(pairs)]  # (L, h, en, zh)
     return alignment_hits(weights, pairs)
-
-
-@torch.no_grad()
-def greedy_translations(model: AttentionGRUTranslator | EncoderDecoder, pairs: Sequence, src_vocab: WordVocab,
-                        tgt_vocab: WordVocab, batch_size: int = 500) -> list[list[str]]:
-    """The greedy translation of every pair's Chinese side, a list of English words per pair.
-
-    The same decoding as :func:`evaluate_translation` (which counts the ones equal to ``pair.en``),
-    for a notebook that wants to know *which* sentences a model gets wrong, e.g. the reordered
-    ones (``any(pair.reordered)``). Refused: as :func:`evaluate_translation`.
-    """
-    _check_model(model, (AttentionGRUTranslator, EncoderDecoder))
-    _check_pairs(pairs)
-    _check_vocabs(src_vocab, tgt_vocab)
-    _checks.check_positive_int("batch_size", batch_size)
-    device = _device(model)
-    out = []
-    with evaluating(model):
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i:i + batch_size]
-            src, src_lengths, _, _ = encode_pairs(chunk, src_vocab, tgt_vocab)
-            max_len = max(len(p.en) for p in chunk) + 2
-            ids = _greedy_ids(model, src.to(device), src_lengths, max_len, tgt_vocab)
-            out.extend(tgt_vocab.decode(row) for row in ids.cpu())
-    return out

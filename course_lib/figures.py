@@ -53,12 +53,15 @@ def _check_seed(seed) -> None:
 
 
 def diagram_figures(out_dir: pathlib.Path) -> list[pathlib.Path]:
-    """figures/diagram_attention_rnn.png (notebook 01) and figures/diagram_transformer.png (notebook 02):
-    the architecture diagrams of :mod:`course_lib.diagrams`, drawn from code (no training)."""
+    """figures/diagram_attention_rnn.png (notebook 01), figures/diagram_transformer.png (notebook 02),
+    figures/diagram_gpt.png (notebook 03) and figures/diagram_bert_input.png (notebook 04): the
+    architecture diagrams of :mod:`course_lib.diagrams`, drawn from code (no training)."""
     out_dir = _folder(out_dir)
     paths = []
     for name, draw in (("diagram_attention_rnn.png", diagrams.attention_rnn_decoder),
-                       ("diagram_transformer.png", diagrams.transformer)):
+                       ("diagram_transformer.png", diagrams.transformer),
+                       ("diagram_gpt.png", diagrams.gpt),
+                       ("diagram_bert_input.png", diagrams.bert_input)):
         fig = draw()
         paths.append(out_dir / name)
         paths[-1].write_bytes(viz.figure_to_png(fig, dpi=100))

@@ -14,15 +14,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from course_lib import diagrams, viz  # noqa: E402
+from course_lib.attention import causal_mask  # noqa: E402
+from course_lib.bert import BertConfig, BertModel  # noqa: E402
 from course_lib.encoder_decoder import Decoder, Encoder, EncoderDecoder  # noqa: E402
+from course_lib.gpt import GPT, GPTConfig, GPTForClassification  # noqa: E402
 from course_lib.gru_translator import AttentionGRUTranslator  # noqa: E402
+from course_lib.tokenizers import WordPieceTokenizer  # noqa: E402
 from course_lib.transformer import DecoderLayer, EncoderLayer  # noqa: E402
 
-DIAGRAMS = {"attention_rnn_decoder": diagrams.ATTENTION_RNN_NAMES, "transformer": diagrams.TRANSFORMER_NAMES}
+DIAGRAMS = {"attention_rnn_decoder": diagrams.ATTENTION_RNN_NAMES, "transformer": diagrams.TRANSFORMER_NAMES,
+            "gpt": diagrams.GPT_NAMES, "bert_input": diagrams.BERT_INPUT_NAMES}
+
+
+def _tiny_gpt() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=12, block_size=8, n_layer=2, n_head=2, n_embd=8)).eval()
+
+
+def _tiny_bert() -> BertModel:
+    torch.manual_seed(0)
+    return BertModel(BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=16, max_position_embeddings=16)).eval()
 
 # Instances whose attributes a diagram names (e.g. the GRU cell of the translator): tiny, built once.
 INSTANCES = {
@@ -31,6 +48,9 @@ INSTANCES = {
     DecoderLayer: lambda: DecoderLayer(8, 2, 16),
     Encoder: lambda: Encoder(12, 8, 2, 16, num_layers=1, max_len=10),
     Decoder: lambda: Decoder(12, 8, 2, 16, num_layers=1, max_len=10),
+    GPT: _tiny_gpt,
+    GPTForClassification: lambda: GPTForClassification(_tiny_gpt(), 3),
+    BertModel: _tiny_bert,
 }
 
 
@@ -110,6 +130,85 @@ def test_the_transformer_diagram_matches_the_model():
     shown = "\n".join(t.get_text() for t in _texts(fig))
     assert f"default: {params['num_layers'].default}" in shown
     plt.close(fig)
+
+
+def _embeddings_named(names: dict, model: torch.nn.Module) -> set[str]:
+    """The attributes of ``model`` that a diagram's code names show and that are nn.Embedding tables."""
+    cls = type(model).__name__
+    attributes = {path.rsplit(".", 1)[1] for label, path in names.items() if label.startswith(cls + ".")}
+    return {name for name in attributes if isinstance(getattr(model, name, None), torch.nn.Embedding)}
+
+
+def test_the_gpt_diagram_matches_the_model():
+    model = INSTANCES[GPT]()
+    # h_0 = U W_e + W_p: the two embedding tables drawn are the model's only ones
+    tables = {name for name, m in model.named_children() if isinstance(m, torch.nn.Embedding)}
+    assert tables == _embeddings_named(diagrams.GPT_NAMES, model) == {"wte", "wpe"}
+    # the output layer is W_e itself (tied), and the blocks are pre-norm with the causal mask
+    assert model.lm_head.weight is model.wte.weight
+    assert all(block.norm_first for block in model.blocks)
+    assert torch.equal(model.mask, causal_mask(model.config.block_size))
+    # the forward pass computed box by box, as drawn, gives the model's logits
+    idx = torch.randint(0, 12, (2, 6), generator=torch.Generator().manual_seed(1))
+    T = idx.shape[1]
+    with torch.no_grad():
+        x = model.drop(model.wte(idx) + model.wpe(torch.arange(T)))             # h_0 = U W_e + W_p
+        for block in model.blocks:                                             # h_l = transformer_block(h_{l-1})
+            n1 = block.norm1(x)
+            x = x + block.self_attn(n1, n1, n1, causal_mask(T))[0]             # x = x + self_attn(norm1(x))
+            x = x + block.ffn(block.norm2(x))                                  # x = x + ffn(norm2(x))
+        h_n = model.ln_f(x)
+        by_hand = h_n @ model.wte.weight.T                                     # P(u) = softmax(h_n W_e^T)
+        logits, _ = model(idx)
+        assert torch.allclose(by_hand, logits, atol=1e-5)
+        # the fine-tuning head W_y reads the last token's h
+        clf = GPTForClassification(model, 3).eval()
+        assert torch.allclose(clf(idx)[0], clf.head(h_n[:, -1]), atol=1e-5)
+    fig = diagrams.gpt()
+    shown = "\n".join(t.get_text() for t in _texts(fig))
+    assert f"GPTConfig's default: {GPTConfig.n_layer}" in shown
+    plt.close(fig)
+
+
+def test_the_bert_input_diagram_matches_the_model():
+    # the tokens: the BERT paper's example, as WordPieceTokenizer.encode splits it
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "my", "dog", "is", "cute", "he", "likes", "play", "##ing"]
+    tokenizer = WordPieceTokenizer(vocab)
+    encoded = tokenizer.encode(*diagrams.BERT_EXAMPLE)
+    tokens = [tokenizer.itos[i] for i in encoded["input_ids"]]
+    assert tokens == "[CLS] my dog is cute [SEP] he likes play ##ing [SEP]".split()
+    fig = diagrams.bert_input()
+    texts = _texts(fig)
+    shown = [t.get_text() for t in texts]
+    # the token row, left to right, is that encoding
+    row = sorted((t for t in texts if t.get_text() in tokens), key=lambda t: t.get_position()[0])
+    assert [t.get_text() for t in row] == tokens
+    # one box per token in each embedding row: E_token, E_A / E_B as the segment ids say, E_0 ... E_{T-1}
+    T = len(tokens)
+    for i, token in enumerate(tokens):
+        assert diagrams._math_sub("E", token) in shown
+        assert shown.count(diagrams._math_sub("E", str(i))) == 1
+    for name, segment in (("A", 0), ("B", 1)):
+        assert shown.count(diagrams._math_sub("E", name)) == encoded["token_type_ids"].count(segment) > 0
+    boxes = [p for ax in fig.axes for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    model = INSTANCES[BertModel]()
+    tables = {name for name, m in model.named_children() if isinstance(m, torch.nn.Embedding)}
+    assert tables == _embeddings_named(diagrams.BERT_INPUT_NAMES, model)   # the rows drawn are the model's tables
+    assert len(boxes) == len(tables) * T + 3                                 # 3 rows of T boxes, sum, norm, encoder
+    assert f"default: {BertConfig.num_hidden_layers} layers" in "\n".join(shown)
+    plt.close(fig)
+    # what the boxes compute: the three embeddings summed, then LayerNorm (and dropout, off in eval mode)
+    ids = torch.tensor([[i % 16 for i in encoded["input_ids"]]])
+    segments = torch.tensor([encoded["token_type_ids"]])
+    with torch.no_grad():
+        summed = (model.word_embeddings(ids) + model.token_type_embeddings(segments)
+                  + model.position_embeddings(torch.arange(T)))
+        assert torch.allclose(model.embed(ids, segments), model.embeddings_norm(summed), atol=1e-6)
+        # the encoder has no causal mask: the first position sees a change at the last one
+        changed = ids.clone()
+        changed[0, -1] = (changed[0, -1] + 1) % 16
+        first, second = model(ids, segments).last_hidden_state, model(changed, segments).last_hidden_state
+        assert not torch.allclose(first[0, 0], second[0, 0])
 
 
 # --- readability ------------------------------------------------------------------------------

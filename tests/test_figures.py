@@ -29,7 +29,8 @@ def test_diagrams_are_regenerated_deterministically_and_shown(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         runs.append(figures.diagram_figures(tmp_path / name))
-    assert [p.name for p in runs[0]] == ["diagram_attention_rnn.png", "diagram_transformer.png"]
+    assert [p.name for p in runs[0]] == ["diagram_attention_rnn.png", "diagram_transformer.png", "diagram_gpt.png",
+                                         "diagram_bert_input.png"]
     for a, b in zip(*runs):
         assert a.read_bytes() == b.read_bytes()
     assert {"figures/diagram_attention_rnn.png", "figures/diagram_transformer.png"} <= _referenced_figures()

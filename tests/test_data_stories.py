@@ -6,8 +6,9 @@ import random
 import pytest
 
 from course_lib.data import stories
-from course_lib.data.stories import (FEELINGS, MOODS, NOTES_STORY, entropy_floor, generate_story, load_text,
-                                     make_mood_task, make_story_corpus)
+from course_lib.data.stories import (FEELINGS, MOODS, NOTES_STORY, Story, entropy_floor, generate_story,
+                                     held_out_entropy_floor, load_text, make_mood_task, make_story_corpus,
+                                     probability_mass)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,56 @@ def test_entropy_floor_is_the_mean_negative_log_prob_per_predicted_token(corpus)
     assert 0.3 < entropy_floor(corpus.validation) < 0.45
     with pytest.raises(ValueError, match="must not be empty"):
         entropy_floor([])
+
+
+def _story(words: str, p: float) -> Story:
+    return Story(words, (words,), "happy", math.log(p))
+
+
+def test_held_out_floor_by_hand():
+    """seen holds one text twice (p = 1/2, counted once); the held-out text has p = 1/4 and 3 words,
+    so p(x | not seen) = (1/4) / (1 - 1/2) = 1/2 over 4 predicted tokens."""
+    seen = [_story("a b .", 0.5), _story("a b .", 0.5)]
+    held_out = [_story("c d .", 0.25)]
+    assert probability_mass(seen) == pytest.approx(0.5)
+    assert entropy_floor(held_out) == pytest.approx(math.log(4) / 4)
+    assert held_out_entropy_floor(held_out, seen) == pytest.approx(math.log(2) / 4)
+
+
+def test_held_out_floor_is_the_renormalised_generator_on_a_corpus(corpus):
+    """Brute force: renormalise p over the texts not in training and score the validation stories with it."""
+    distinct = {s.text: math.exp(s.log_prob) for s in corpus.train}
+    mass = sum(distinct.values())
+    assert probability_mass(corpus.train) == pytest.approx(mass)
+    assert mass < sum(math.exp(s.log_prob) for s in corpus.train)  # repeated texts count once
+    tokens = sum(len(s.words) + 1 for s in corpus.validation)
+    renormalised = -sum(math.log(math.exp(s.log_prob) / (1 - mass)) for s in corpus.validation) / tokens
+    floor = held_out_entropy_floor(corpus.validation, corpus.train)
+    assert floor == pytest.approx(renormalised)
+    # the renormalised generator, a model like any other, scores below the plain floor on this split
+    assert floor < entropy_floor(corpus.validation) - 0.001
+
+
+def test_probability_mass_is_the_chance_a_fresh_story_is_a_training_text(corpus):
+    train_texts = {s.text for s in corpus.train}
+    rng = random.Random(123)
+    n = 20000
+    hits = sum(generate_story(rng).text in train_texts for _ in range(n))
+    mass = probability_mass(corpus.train)
+    assert abs(hits / n - mass) < 4 * math.sqrt(mass * (1 - mass) / n)
+
+
+def test_held_out_floor_refuses_bad_input(corpus):
+    with pytest.raises(ValueError, match=r"stories\[0\] is a text of seen"):
+        held_out_entropy_floor(corpus.train[:3], corpus.train)
+    with pytest.raises(ValueError, match="all of the generator's probability"):
+        held_out_entropy_floor([_story("c d .", 0.25)], [_story("a b .", 1.0)])
+    with pytest.raises(ValueError, match="seen must not be empty"):
+        held_out_entropy_floor(corpus.validation, [])
+    with pytest.raises(TypeError, match=r"seen\[0\] must be a Story"):
+        held_out_entropy_floor(corpus.validation, ["a b ."])
+    with pytest.raises(TypeError, match="stories must be a list of Story"):
+        probability_mass("a b .")
 
 
 def test_mood_task_only_the_feeling_word_tells_the_mood():

@@ -7,10 +7,12 @@
 """
 
 from .stories import (FEELINGS, MOOD_TEXTS_PER_MOOD, MOODS, NOTES_STORY, MoodExample, MoodTask, Story, StoryCorpus,
-                      entropy_floor, generate_story, load_text, make_mood_task, make_story_corpus)
+                      entropy_floor, generate_story, held_out_entropy_floor, load_text, make_mood_task,
+                      make_story_corpus, probability_mass)
 from .translation import (MAX_SENTENCES, NOTES_EXAMPLES, SentencePair, TranslationCorpus, generate_pair,
                           make_translation_corpus)
 
 __all__ = ["NOTES_EXAMPLES", "SentencePair", "TranslationCorpus", "generate_pair", "make_translation_corpus",
            "MAX_SENTENCES", "Story", "StoryCorpus", "MoodExample", "MoodTask", "MOODS", "FEELINGS", "NOTES_STORY",
-           "generate_story", "make_story_corpus", "entropy_floor", "make_mood_task", "MOOD_TEXTS_PER_MOOD", "load_text"]
+           "generate_story", "make_story_corpus", "entropy_floor", "held_out_entropy_floor", "probability_mass",
+           "make_mood_task", "MOOD_TEXTS_PER_MOOD", "load_text"]

@@ -12,10 +12,14 @@ with their antecedent; what can happen depends on the place; the feeling and the
 with the event's mood (happy or sad); a book about an animal is followed by a fact about it
 ("penguins are flightless birds"). The notes' examples appear in their natural setting.
 
-Because the grammar is known, so is the probability with which it produced each story, and every
-story has exactly one derivation (each choice leaves its own words in the text). The average
--log p(story) per predicted token is then the **entropy floor**: the lowest cross-entropy per token
-any language model can reach on these stories. See :func:`entropy_floor`.
+Because the grammar is known, so is the probability p(x) with which it produced each story x, and
+every story has exactly one derivation (each choice leaves its own words in the text). The average
+-log p(x) per predicted token is then the **entropy floor**, a bound that holds *in expectation*:
+by Gibbs' inequality, for any model q, E_{x~p}[-log q(x)] >= E_{x~p}[-log p(x)], so no model's
+expected loss on fresh stories from the generator is below it. On one fixed sample a model can
+land below it, and a held-out split is not a fresh sample from p: its texts were chosen to be
+absent from training, so it is drawn from p conditioned on "not a training text", whose floor is
+lower. See :func:`entropy_floor`, :func:`probability_mass` and :func:`held_out_entropy_floor`.
 
 The downstream task (:func:`make_mood_task`): is a short story happy or sad, when its only clue
 is the feeling word (glad, cheerful, gloomy, ...)? A few labelled examples cover only some of the
@@ -43,6 +47,8 @@ __all__ = [
     "generate_story",
     "make_story_corpus",
     "entropy_floor",
+    "probability_mass",
+    "held_out_entropy_floor",
     "make_mood_task",
     "MOOD_TEXTS_PER_MOOD",
     "load_text",
@@ -170,8 +176,9 @@ def make_story_corpus(num_stories: int = 20000, seed: int = 0, split: tuple[floa
 
     Stories are drawn with repetition allowed (common stories are common, as in real text), then
     each distinct text is put in exactly one split, so a validation story was never trained on.
-    The splits keep the generator's frequencies within each split; the entropy floor is computed
-    on them as they are.
+    The splits keep the generator's frequencies within each split. Because the split is by distinct
+    text, the validation and test stories are (very nearly) samples of p(x | x not a training text),
+    not of p(x): compare a model's loss on them with :func:`held_out_entropy_floor`.
 
     Refused: a num_stories that is not an int >= 10, a seed that is not an int, a split that is not
     two fractions > 0 (train, validation) summing below 1 (the test split takes the rest) or that
@@ -204,21 +211,80 @@ def make_story_corpus(num_stories: int = 20000, seed: int = 0, split: tuple[floa
 
 
 def entropy_floor(stories: list[Story]) -> float:
-    """The lowest possible cross-entropy, in nats per predicted token, of any model on ``stories``.
+    """The generator's cross-entropy on ``stories``, in nats per predicted token: the floor, in
+    expectation, of any model's loss on stories drawn fresh from the generator.
 
     A language model reads ``<bos> w_1 ... w_n`` and predicts ``w_1 ... w_n <eos>``: n + 1 tokens
-    per story. Its total log-likelihood is at most the generator's own, sum of log p(story), so
-    its loss per token is at least (sum of -log p(story)) / (sum of (n + 1)).
+    per story. This returns (sum of -log p(story)) / (sum of (n + 1)). Gibbs' inequality,
+    E_{x~p}[-log q(x)] >= E_{x~p}[-log p(x)] for every model q, makes it a lower bound on the
+    *expected* loss of any model on fresh samples of p (estimated here on the sample given). It
+    does not bound a model's loss on one fixed set of stories, and a held-out split made by
+    excluding the training texts is not a sample of p: for that, see :func:`held_out_entropy_floor`.
     """
+    stories = _check_stories("stories", stories)
+    return -sum(s.log_prob for s in stories) / _num_predicted_tokens(stories)
+
+
+def probability_mass(stories: list[Story]) -> float:
+    """P(S) = sum over the *distinct* texts x in ``stories`` of p(x): the probability that one fresh
+    story from the generator is one of these texts (a text that occurs twice counts once).
+
+    E.g. probability_mass(corpus.train) is the share of the generator's probability that the
+    training texts hold, which the validation and test splits can never contain.
+    """
+    stories = _check_stories("stories", stories)
+    return math.fsum(math.exp(log_p) for log_p in {s.text: s.log_prob for s in stories}.values())
+
+
+def held_out_entropy_floor(stories: list[Story], seen: list[Story]) -> float:
+    """The entropy floor of ``stories`` under the distribution they were drawn from when every text
+    in ``seen`` (e.g. the training split) was excluded, in nats per predicted token.
+
+    make_story_corpus puts each distinct text in one split, so a validation story x is a draw from
+    the generator conditioned on not being a training text:
+
+        p(x | x not in S) = p(x) / (1 - P(S))  for x not in S,    P(S) = probability_mass(seen),
+
+    so per story -log p(x | not S) = -log p(x) + log(1 - P(S)), and over N stories with T
+    predicted tokens in all (n + 1 per story, as in :func:`entropy_floor`):
+
+        held_out_entropy_floor = entropy_floor(stories) + N * log(1 - P(S)) / T,
+
+    lower than the plain floor by N * log(1 / (1 - P(S))) / T. By Gibbs' inequality applied to
+    p(. | not S), no model's *expected* loss on fresh held-out stories is below it.
+
+    Refused: ``stories`` or ``seen`` not a non-empty list of Story, a story of ``stories`` whose text
+    is in ``seen`` (it could not have been held out), and a ``seen`` holding all of the generator's
+    probability (nothing is left to condition on).
+    """
+    stories = _check_stories("stories", stories)
+    seen = _check_stories("seen", seen)
+    seen_texts = {s.text for s in seen}
+    for i, story in enumerate(stories):
+        if story.text in seen_texts:
+            raise ValueError(f"stories[{i}] is a text of seen ({story.text!r}): held-out stories must not "
+                             "appear in seen (e.g. pass corpus.validation and corpus.train)")
+    mass = probability_mass(seen)
+    if not mass < 1:
+        raise ValueError(f"seen holds all of the generator's probability (P = {mass!r}): nothing is left to hold out")
+    return entropy_floor(stories) + len(stories) * math.log1p(-mass) / _num_predicted_tokens(stories)
+
+
+def _num_predicted_tokens(stories: list[Story]) -> int:
+    return sum(len(s.words) + 1 for s in stories)
+
+
+def _check_stories(name: str, stories) -> list[Story]:
+    """``stories`` must be a non-empty iterable of Story; returns it as a list."""
     if isinstance(stories, (str, bytes)) or not hasattr(stories, "__iter__"):
-        raise TypeError(f"stories must be a list of Story (e.g. corpus.test), got {type(stories).__name__}")
+        raise TypeError(f"{name} must be a list of Story (e.g. corpus.test), got {type(stories).__name__}")
     stories = list(stories)
     if not stories:
-        raise ValueError("stories must not be empty")
+        raise ValueError(f"{name} must not be empty")
     for i, story in enumerate(stories):
         if not isinstance(story, Story):
-            raise TypeError(f"stories[{i}] must be a Story (e.g. from corpus.test), got {type(story).__name__}")
-    return -sum(s.log_prob for s in stories) / sum(len(s.words) + 1 for s in stories)
+            raise TypeError(f"{name}[{i}] must be a Story (e.g. from corpus.test), got {type(story).__name__}")
+    return stories
 
 
 @dataclass(frozen=True)

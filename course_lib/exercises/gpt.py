@@ -42,6 +42,12 @@ def _combined_wrong(class_logits, labels, lm_logits, lm_targets, lam, *, mistake
         return (l2 + lam * F.cross_entropy(flat_logits, flat_targets.clamp_min(0)),)
     if mistake == "only_l2":
         return (l2,)
+    if mistake == "notes_maximised":  # the notes' L3 itself: a log-likelihood, to be maximised
+        return (-(l2 + lam * l1),)
+    if mistake == "notes_sums":  # the notes' sums over examples and tokens, as negative log-likelihoods
+        l2_sum = F.cross_entropy(class_logits, labels, reduction="sum")
+        l1_sum = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE_INDEX, reduction="sum")
+        return (l2_sum + lam * l1_sum,)
     raise ValueError(mistake)
 
 
@@ -81,6 +87,15 @@ _COMBINED_MISTAKES = [
     Mistake("padded targets (-100) are counted as a real token",
             "Pass ignore_index=-100 to F.cross_entropy for L1, so padding does not count.",
             variants=(partial(_combined_wrong, mistake="padding_as_token"),)),
+    Mistake("this is the notes' L3 itself, L2 + λ·L1 with each L a log-likelihood: a quantity to MAXIMISE. "
+            "An optimizer minimises, so the loss is its negative, the cross-entropies (negative log-likelihoods)",
+            "Return F.cross_entropy(...) for each term, which is -log P averaged, and add them: l2 + lam * l1.",
+            variants=(partial(_combined_wrong, mistake="notes_maximised"),)),
+    Mistake("the notes' sums: L2 summed over the examples and L1 over the tokens. The code uses means, and that "
+            "changes what λ means: sum-L3 / B = mean-L2 + λ·(N/B)·mean-L1, with N predicted tokens and B "
+            "examples, so the notes' λ equals the mean form's λ divided by the tokens per example",
+            "Use the means (F.cross_entropy's default reduction) for both terms: l2 + lam * l1.",
+            variants=(partial(_combined_wrong, mistake="notes_sums"),)),
     Mistake("only the classification loss L2 is returned: with lam > 0 the language-model loss must be added",
             "Compute L1 = F.cross_entropy(lm_logits.reshape(-1, V), lm_targets.reshape(-1), ignore_index=-100) "
             "and return L2 + lam * L1.",

@@ -43,6 +43,7 @@ __all__ = [
     "MoodTask",
     "MOODS",
     "FEELINGS",
+    "EVENTS",
     "NOTES_STORY",
     "generate_story",
     "make_story_corpus",

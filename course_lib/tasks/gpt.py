@@ -18,19 +18,23 @@ sizes are positive ints, models and vocabularies of the right kind. Each error n
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .. import _checks
 from .._checks import shape_of
+from ..data.stories import EVENTS, MOODS
 from ..batching import IGNORE_INDEX, epoch_batches, pad_sequences
 from ..gpt import GPT, GPTConfig, GPTForClassification
 from ..tokenizers import WordVocab
 from ..training import evaluating, set_seed, train
 
 __all__ = ["encode_stories", "lm_batches", "text_windows", "lm_loss", "evaluate_lm", "pretrain_gpt",
-           "encode_examples", "finetune_classifier", "classifier_accuracy"]
+           "encode_examples", "finetune_classifier", "classifier_accuracy", "classifier_predictions", "classifier_loss",
+           "finetune_arm", "linear_probe_arm", "zero_shot_arm", "zero_shot_scores"]
 
 
 def _check_texts(name: str, texts, vocab, block_size: int | None) -> None:
@@ -174,12 +178,18 @@ def encode_examples(texts: Sequence[Sequence[str]], vocab: WordVocab):
 
 def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = None, config: GPTConfig | None = None,
                         lm_weight: float = 0.0, num_classes: int = 2, steps: int = 150, batch_size: int = 16,
-                        lr: float = 1e-3, seed: int = 0) -> GPTForClassification:
+                        lr: float = 1e-3, seed: int = 0, validation=None, eval_every: int | None = None
+                        ) -> GPTForClassification:
     """Fine-tune on labelled ``examples`` (objects with ``.words`` and ``.label``) with L3 = L2 + λ L1.
 
     ``pretrained``: a GPT to start from (copied, the original is untouched); otherwise a fresh GPT
-    of ``config`` (from scratch). Every parameter is trained, the new head W_y too. lm_weight λ is a
-    finite number >= 0; every example must fit the model's block_size.
+    of ``config`` (from scratch). Every parameter is trained, the new head W_y too, at a constant
+    learning rate (so the model at step s of a long run is the model of an s-step run). lm_weight
+    λ is a finite number >= 0; every example must fit the model's block_size.
+
+    ``validation`` (labelled examples) with ``eval_every``: the classification loss L2 on them is
+    measured every ``eval_every`` steps and the model of the lowest one is returned (early stopping
+    chosen on validation); ``model.selected_step`` and ``model.validation_loss`` say which.
     """
     if (pretrained is None) == (config is None):
         raise ValueError("give exactly one of pretrained (fine-tune) or config (from scratch)")
@@ -193,6 +203,12 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
     _check_texts("examples", [e.words for e in examples], vocab, block_size)
     _checks.check_number("lm_weight", lm_weight)
     _checks.check_positive_int("batch_size", batch_size)
+    if (validation is None) != (eval_every is None):
+        raise ValueError("give validation and eval_every together (or neither)")
+    if validation is not None:
+        _check_examples(validation, num_classes)
+        _check_texts("validation", [e.words for e in validation], vocab, block_size)
+        _checks.check_positive_int("eval_every", eval_every)
     set_seed(seed)
     gpt = copy.deepcopy(pretrained) if pretrained is not None else GPT(config)
     model = GPTForClassification(gpt, num_classes)
@@ -208,18 +224,152 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
     def loss_fn(m, b):
         return m(b[0], labels=b[1], lengths=b[2], lm_weight=lm_weight)[1]
 
-    train(model, batch, loss_fn, steps=steps, lr=lr, weight_decay=0.01, seed=seed, live_plot=False, progress=False)
+    best = {}   # the lowest validation loss so far, its model and its index among the evaluations
+
+    def keep_best(m):
+        loss = classifier_loss(m, validation, vocab)
+        if not best or loss < best["loss"]:
+            best.update(loss=loss, state=copy.deepcopy(m.state_dict()), index=best.get("calls", 0))
+        best["calls"] = best.get("calls", 0) + 1
+        return {"val_loss": loss}
+
+    history = train(model, batch, loss_fn, steps=steps, lr=lr, weight_decay=0.01, seed=seed, live_plot=False,
+                    progress=False, eval_fn=keep_best if validation is not None else None, eval_every=eval_every)
+    if best:
+        model.load_state_dict(best["state"])
+        model.selected_step, model.validation_loss = history.evals[best["index"]]["step"], best["loss"]
     return model
 
 
+def finetune_arm(vocab: WordVocab, *, pretrained: GPT | None = None, config: GPTConfig | None = None,
+                 lm_weight: float = 0.0, lrs=(1e-3, 3e-3), steps: int = 120, eval_every: int = 30):
+    """An arm of :func:`course_lib.tasks.transfer.run_experiment`: fine-tune (or train from scratch)
+    with every learning rate of ``lrs``, stop at the multiple of ``eval_every`` steps with the lowest
+    validation loss, and keep the (lr, steps) whose validation loss is lowest. Nothing is chosen
+    by hand or on test stories.
+    """
+    if not lrs:
+        raise ValueError("lrs must name at least one learning rate")
+
+    def fit(train_examples, validation, seed):
+        runs = [finetune_classifier(train_examples, vocab, pretrained=pretrained, config=config, lm_weight=lm_weight,
+                                    steps=steps, lr=lr, seed=seed, validation=validation, eval_every=eval_every)
+                for lr in lrs]
+        model = min(runs, key=lambda m: m.validation_loss)
+        return lambda examples: classifier_predictions(model, examples, vocab)
+
+    return fit
+
+
+def linear_probe_arm(pretrained: GPT, vocab: WordVocab, weight_decays=(1e-3, 1e-2, 1e-1), from_end: int = 1):
+    """An arm: the pretrained GPT frozen, only W_y trained (logistic regression on h_l^m, the last
+    real token's final state), its L2 penalty chosen on validation. It reads what pretraining put
+    in the features, with nothing else learned. ``from_end`` = 2 reads the state one token before
+    the last instead (the feeling word, in the mood stories)."""
+    if not isinstance(pretrained, GPT):
+        raise TypeError(f"pretrained must be a GPT, got {type(pretrained).__name__}")
+    _checks.check_positive_int("from_end", from_end)
+    from .transfer import logistic_regression
+
+    @torch.no_grad()
+    def features(examples) -> torch.Tensor:   # (N, d): h_l^m of each story
+        ids, lengths = encode_examples([e.words for e in examples], vocab)
+        with evaluating(pretrained):
+            h = pretrained.hidden_states(ids)
+        if int(lengths.min()) <= from_end:
+            raise ValueError(f"from_end={from_end} reaches past the start of a story of {int(lengths.min())} tokens")
+        return h[torch.arange(len(examples)), lengths - from_end]
+
+    def fit(train_examples, validation, seed):
+        labels = [torch.tensor([e.label for e in es]) for es in (train_examples, validation)]
+        linear = logistic_regression(features(train_examples), labels[0], features(validation), labels[1],
+                                     weight_decays)
+        return lambda examples: linear(features(examples)).argmax(-1)
+
+    return fit
+
+
 @torch.no_grad()
-def classifier_accuracy(model: GPTForClassification, examples, vocab: WordVocab) -> float:
-    """Share of ``examples`` whose predicted class is their label."""
+def zero_shot_scores(model: GPT, examples, vocab: WordVocab) -> torch.Tensor:
+    """Zero-shot mood scores from a language model, no label used: (N, 2) log-scores, one per mood.
+
+    In the stories the model was pretrained on, an event sentence ("he found a coin .") comes just
+    before the feeling sentence, and the feeling word is predicted from it. So ask the model which
+    kind of event makes this story's feeling sentence likely: insert each event of the grammar
+    before "<pronoun> felt ..." and score the feeling sentence,
+
+        score(mood) = log (1 / |events(mood)|) sum_{e in events(mood)} P(felt ... . | story before it, e),
+
+    a noisy-channel form of the GPT paper's zero-shot behaviours (section 5). Asking instead for
+    the reaction after the story does not work here: the model predicts the reaction from the
+    event, and these stories have none.
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    _check_examples(examples, len(MOODS))
+    texts, starts = [], []
+    for i, e in enumerate(examples):
+        words = list(e.words)
+        if "felt" not in words[1:]:
+            raise ValueError(f"examples[{i}] has no '<pronoun> felt ...' sentence: {e.text!r}")
+        felt = len(words) - 1 - words[::-1].index("felt")
+        pronoun = words[felt - 1]
+        for mood in MOODS:
+            for event in EVENTS[mood]:
+                prefix = words[:felt - 1] + [pronoun, *event.split(), "."] + [pronoun]
+                texts.append(prefix + words[felt:])
+                starts.append(len(prefix) + 1)          # + 1 for <bos>: the position of "felt"
+    _check_texts("examples (with an event)", texts, vocab, model.config.block_size)
+    ids, lengths = vocab.encode_batch(texts, add_bos=True)
+    with evaluating(model):
+        logits = torch.cat([model(ids[i:i + 1024])[0] for i in range(0, len(ids), 1024)])
+    log_p = logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]   # (M, T-1): log P(token t+1)
+    predicted = torch.arange(1, ids.shape[1])[None]                                  # which token each predicts
+    scored = (predicted >= torch.tensor(starts)[:, None]) & (predicted < lengths[:, None])
+    per_text = (log_p * scored).sum(-1).view(len(examples), len(MOODS), -1)        # (N, moods, events)
+    return per_text.logsumexp(-1) - math.log(per_text.shape[-1])
+
+
+def zero_shot_arm(pretrained: GPT, vocab: WordVocab):
+    """An arm that uses no label at all: the mood of :func:`zero_shot_scores` (each text scored once)."""
+    if not isinstance(pretrained, GPT):
+        raise TypeError(f"pretrained must be a GPT, got {type(pretrained).__name__}")
+    known: dict[str, int] = {}
+
+    def predict(examples):
+        new = [e for e in {e.text: e for e in examples}.values() if e.text not in known]
+        if new:
+            known.update(zip([e.text for e in new], zero_shot_scores(pretrained, new, vocab).argmax(-1).tolist()))
+        return torch.tensor([known[e.text] for e in examples])
+
+    return lambda train_examples, validation, seed: predict
+
+
+@torch.no_grad()
+def classifier_predictions(model: GPTForClassification, examples, vocab: WordVocab) -> torch.Tensor:
+    """The predicted class of each example, (N,) long."""
+    return _classifier_logits(model, examples, vocab).argmax(-1)
+
+
+@torch.no_grad()
+def classifier_loss(model: GPTForClassification, examples, vocab: WordVocab) -> float:
+    """The mean classification cross-entropy (the code's L2) on labelled ``examples``."""
+    logits = _classifier_logits(model, examples, vocab)
+    return F.cross_entropy(logits, torch.tensor([e.label for e in examples])).item()
+
+
+def _classifier_logits(model: GPTForClassification, examples, vocab: WordVocab) -> torch.Tensor:
     if not isinstance(model, GPTForClassification):
         raise TypeError(f"model must be a GPTForClassification, got {type(model).__name__}")
     _check_examples(examples, model.head.out_features)
     _check_texts("examples", [e.words for e in examples], vocab, model.gpt.config.block_size)
     ids, lengths = encode_examples([e.words for e in examples], vocab)
     with evaluating(model):
-        logits, _ = model(ids, lengths=lengths)
-    return (logits.argmax(-1) == torch.tensor([e.label for e in examples])).float().mean().item()
+        return model(ids, lengths=lengths)[0]
+
+
+@torch.no_grad()
+def classifier_accuracy(model: GPTForClassification, examples, vocab: WordVocab) -> float:
+    """Share of ``examples`` whose predicted class is their label."""
+    predicted = classifier_predictions(model, examples, vocab)
+    return (predicted == torch.tensor([e.label for e in examples])).float().mean().item()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_lib.batching import IGNORE_INDEX
-from course_lib.bert import IS_NEXT, NOT_NEXT, BertConfig
+from course_lib.bert import IS_NEXT, NOT_NEXT, BertConfig, BertForPreTraining
 from course_lib.data.stories import make_story_corpus
 from course_lib.tasks import bert as B
 from course_lib.tokenizers import SPECIAL_TOKENS
@@ -73,9 +73,55 @@ def test_pretraining_is_deterministic_and_evaluation_gives_the_mode_back(world):
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     m1.train()
     scores = B.evaluate_bert(m1, val, tok, batch_size=7)
-    assert set(scores) == {"mlm_accuracy", "nsp_accuracy"} and all(0 <= v <= 1 for v in scores.values())
+    assert set(scores) == {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "nsp_loss"}
+    assert 0 <= scores["mlm_accuracy"] <= 1 and 0 <= scores["nsp_accuracy"] <= 1
+    assert scores["mlm_loss"] > 0 and scores["nsp_loss"] > 0
     assert m1.training
     assert B.evaluate_bert(m1, val, tok, batch_size=7) == scores  # masking seeded, dropout off
     batch = B.bert_batch(train[:4], tok, torch.Generator().manual_seed(0))
     loss = B.bert_loss(m1, batch)
     assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_history_holds_the_two_losses_and_their_validation_values(world):
+    corpus, tok, config = world
+    train = B.nsp_examples(corpus.train, tok, seed=0)
+    val = B.nsp_examples(corpus.validation[:20], tok, seed=1)
+    model, h = B.pretrain_bert(train, val, tok, config, steps=5, batch_size=8, eval_every=5, progress=False,
+                               live_plot=False)
+    assert isinstance(h, B.BertHistory) and len(h.mlm_losses) == len(h.nsp_losses) == len(h.losses) == 5
+    for total, mlm, nsp in zip(h.losses, h.mlm_losses, h.nsp_losses):
+        assert mlm > 0 and nsp > 0 and abs(mlm + nsp - total) < 1e-5
+    assert {"mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy"} <= set(h.evals[-1])
+    # the validation losses are the mean cross-entropies: recompute them from one batch holding every pair
+    batch = B.bert_batch(val, tok, torch.Generator().manual_seed(1))
+    model.eval()
+    with torch.no_grad():
+        mlm_logits, nsp_logits, _ = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    nsp = torch.nn.functional.cross_entropy(nsp_logits, batch["nsp_labels"]).item()
+    mlm = torch.nn.functional.cross_entropy(mlm_logits.flatten(0, 1), batch["mlm_labels"].flatten(),
+                                            ignore_index=IGNORE_INDEX).item()
+    scores = B.evaluate_bert(model, val, tok)
+    assert abs(scores["nsp_loss"] - nsp) < 1e-5 and abs(scores["mlm_loss"] - mlm) < 1e-5
+
+
+def test_nsp_predictions_and_single_mask_accuracy_match_a_direct_computation(world):
+    corpus, tok, config = world
+    torch.manual_seed(0)
+    model = BertForPreTraining(config).eval()
+    val = B.nsp_examples(corpus.validation[:10], tok, seed=1)
+    calls = B.nsp_predictions(model, val, tok, batch_size=3)
+    hits = total = 0
+    with torch.no_grad():
+        for k, (ids, types, _) in enumerate(val):
+            x = torch.tensor([ids])
+            assert calls[k] == bool(model(x, torch.tensor([types]))[1].argmax(-1) == IS_NEXT)
+            for j, t in enumerate(ids):
+                if t in tok.special_ids:
+                    continue
+                masked = x.clone()
+                masked[0, j] = tok.mask_id
+                hits += int(model(masked, torch.tensor([types]))[0][0, j].argmax() == t)
+                total += 1
+    assert all(isinstance(c, bool) for c in calls) and len(calls) == len(val)
+    assert B.single_mask_accuracy(model, val, tok, batch_size=7) == hits / total

@@ -3,8 +3,12 @@
 - :func:`story_tokenizer`: a WordPiece tokenizer over the story world's words.
 - :func:`nsp_examples`: sentence pairs, half IsNext and half NotNext, encoded ``[CLS] A [SEP] B [SEP]``.
 - :func:`bert_batch`: pad some of them and apply the MLM masking rule; :func:`bert_loss`.
-- :func:`pretrain_bert`: the course's training loop on fresh batches; :func:`evaluate_bert`:
-  MLM and NSP accuracy on held-out pairs.
+- :func:`pretrain_bert`: the course's training loop on fresh batches, recording the MLM and the
+  NSP loss apart (:class:`BertHistory`); :func:`evaluate_bert`: MLM and NSP accuracy and loss on
+  held-out pairs.
+- :func:`nsp_predictions`: the model's IsNext / NotNext call on each (unmasked) pair;
+  :func:`single_mask_accuracy`: MLM accuracy with one blank at a time, the setting of
+  :func:`course_lib.data.ceilings.mlm_ceiling`.
 
 Shapes: B batch, T tokens per row.
 """
@@ -13,16 +17,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .. import _checks
 from ..batching import IGNORE_INDEX, pad_sequences
 from ..bert import IS_NEXT, NOT_NEXT, BertConfig, BertForPreTraining, make_nsp_pairs, mask_tokens
 from ..tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
-from ..training import evaluating, set_seed, train
+from ..training import History, evaluating, set_seed, train
 
-__all__ = ["story_tokenizer", "nsp_examples", "bert_batch", "bert_loss", "evaluate_bert", "pretrain_bert"]
+__all__ = ["story_tokenizer", "nsp_examples", "bert_batch", "bert_loss", "evaluate_bert", "BertHistory",
+           "pretrain_bert", "nsp_predictions", "single_mask_accuracy"]
 
 
 def story_tokenizer(words: Sequence[str]) -> WordPieceTokenizer:
@@ -97,7 +104,11 @@ def bert_loss(model: BertForPreTraining, batch) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceTokenizer, seed: int = 1,
                   batch_size: int = 512) -> dict[str, float]:
-    """MLM accuracy on the masked positions and NSP accuracy, on held-out pairs (masking seeded).
+    """MLM and NSP accuracy and loss on held-out pairs, masked as in training (masking seeded).
+
+    Returns {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "nsp_loss"}: the accuracies are shares of
+    the masked positions (MLM) and of the pairs (NSP) predicted right; the losses the mean
+    cross-entropy over the same positions and pairs, in nats, the quantities ``bert_loss`` adds up.
 
     Refused: examples so few that the masking selects no position (no MLM accuracy to measure).
     """
@@ -108,6 +119,7 @@ def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceToken
     _checks.check_positive_int("batch_size", batch_size)
     g = torch.Generator().manual_seed(seed)
     mlm_hits = mlm_total = nsp_hits = 0
+    mlm_loss_sum = nsp_loss_sum = 0.0
     with evaluating(model):
         for i in range(0, len(examples), batch_size):
             batch = bert_batch(examples[i:i + batch_size], tokenizer, g)
@@ -115,11 +127,29 @@ def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceToken
             chosen = batch["mlm_labels"] != IGNORE_INDEX
             mlm_hits += int((mlm_logits.argmax(-1)[chosen] == batch["mlm_labels"][chosen]).sum())
             mlm_total += int(chosen.sum())
+            mlm_loss_sum += float(F.cross_entropy(mlm_logits[chosen], batch["mlm_labels"][chosen], reduction="sum"))
             nsp_hits += int((nsp_logits.argmax(-1) == batch["nsp_labels"]).sum())
+            nsp_loss_sum += float(F.cross_entropy(nsp_logits, batch["nsp_labels"], reduction="sum"))
     if mlm_total == 0:
         raise ValueError(f"examples: the masking selected no position in {len(examples)} pairs, so there is no "
                          "MLM accuracy to measure; evaluate on more pairs")
-    return {"mlm_accuracy": mlm_hits / mlm_total, "nsp_accuracy": nsp_hits / len(examples)}
+    return {"mlm_accuracy": mlm_hits / mlm_total, "nsp_accuracy": nsp_hits / len(examples),
+            "mlm_loss": mlm_loss_sum / mlm_total, "nsp_loss": nsp_loss_sum / len(examples)}
+
+
+@dataclass
+class BertHistory(History):
+    """What :func:`pretrain_bert` returns: a :class:`~course_lib.training.History` (``losses`` the
+    sum MLM + NSP of each step, ``evals`` the validation scores of :func:`evaluate_bert`) and the
+    two parts of each step's training loss:
+
+    mlm_losses: list[float], the MLM loss of each step (mean over the batch's masked positions)
+    nsp_losses: list[float], the NSP loss of each step (mean over the batch's pairs);
+                mlm_losses[i] + nsp_losses[i] == losses[i] (up to rounding)
+    """
+
+    mlm_losses: list[float] = field(default_factory=list)
+    nsp_losses: list[float] = field(default_factory=list)
 
 
 def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceTokenizer, config, *, steps: int = 800,
@@ -128,7 +158,8 @@ def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceToken
     """Build a :class:`~course_lib.bert.BertForPreTraining` and pretrain it with MLM + NSP.
 
     A fresh masking of a random batch at every step; AdamW with warm-up and cosine decay.
-    Returns (model, history); evaluations hold validation MLM and NSP accuracy.
+    Returns (model, history), a :class:`BertHistory`: the training loss of each step and its two
+    parts (MLM, NSP); evaluations hold validation MLM and NSP accuracy and loss.
 
     Refused before training: no training or validation examples, a config that is not a BertConfig,
     one whose vocab_size is smaller than the tokenizer's or whose max_position_embeddings is shorter
@@ -155,10 +186,71 @@ def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceToken
         pick = torch.randint(len(train_examples), (batch_size,), generator=g).tolist()
         return bert_batch([train_examples[i] for i in pick], tokenizer, g)
 
-    history = train(model, batches, bert_loss, steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed,
+    mlm_losses, nsp_losses = [], []
+
+    def loss_parts(model, batch):  # bert_loss, with its two parts recorded
+        _, nsp_logits, loss = model(**batch)
+        nsp_loss = F.cross_entropy(nsp_logits.detach(), batch["nsp_labels"]).item()
+        mlm_losses.append(loss.item() - nsp_loss)
+        nsp_losses.append(nsp_loss)
+        return loss
+
+    history = train(model, batches, loss_parts, steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed,
                     eval_every=eval_every, eval_fn=lambda m: evaluate_bert(m, validation_examples, tokenizer),
                     live_plot=live_plot, progress=progress, desc="pretraining BERT (MLM + NSP)")
-    return model, history
+    return model, BertHistory(**asdict(history), mlm_losses=mlm_losses, nsp_losses=nsp_losses)
+
+
+@torch.no_grad()
+def nsp_predictions(model: BertForPreTraining, examples, tokenizer: WordPieceTokenizer,
+                    batch_size: int = 512) -> list[bool]:
+    """The model's NSP call on each pair, read unmasked: a list of bool, True for IsNext, one per example."""
+    _check_model(model)
+    _check_examples("examples", examples)
+    _check_tokenizer(tokenizer)
+    _checks.check_positive_int("batch_size", batch_size)
+    out: list[bool] = []
+    with evaluating(model):
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i:i + batch_size]
+            ids = pad_sequences([x for x, _, _ in chunk], tokenizer.pad_id)
+            types = pad_sequences([t for _, t, _ in chunk], 0)
+            _, nsp_logits, _ = model(ids, types, (ids != tokenizer.pad_id).long())
+            out += (nsp_logits.argmax(-1) == IS_NEXT).tolist()
+    return out
+
+
+@torch.no_grad()
+def single_mask_accuracy(model: BertForPreTraining, examples, tokenizer: WordPieceTokenizer,
+                         batch_size: int = 2048) -> float:
+    """MLM accuracy with one blank at a time: every ordinary token of every pair is replaced by
+    [MASK] alone (all the other tokens seen), and the share of them predicted right is returned.
+
+    The setting of :func:`course_lib.data.ceilings.mlm_ceiling`, so the two compare directly.
+    ``batch_size`` counts masked copies (one per ordinary token) per forward pass.
+    """
+    _check_model(model)
+    _check_examples("examples", examples)
+    _check_tokenizer(tokenizer)
+    _checks.check_positive_int("batch_size", batch_size)
+    special = set(tokenizer.special_ids)
+    rows = [(k, j) for k, (x, _, _) in enumerate(examples) for j, t in enumerate(x) if t not in special]
+    if not rows:
+        raise ValueError("examples hold no ordinary token to mask")
+    hits = 0
+    with evaluating(model):
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            ids = pad_sequences([examples[k][0] for k, _ in chunk], tokenizer.pad_id)
+            types = pad_sequences([examples[k][1] for k, _ in chunk], 0)
+            where = torch.tensor([j for _, j in chunk])
+            rowsel = torch.arange(len(chunk))
+            answers = ids[rowsel, where].clone()
+            attention = (ids != tokenizer.pad_id).long()
+            ids[rowsel, where] = tokenizer.mask_id
+            mlm_logits, _, _ = model(ids, types, attention)
+            hits += int((mlm_logits[rowsel, where].argmax(-1) == answers).sum())
+    return hits / len(rows)
 
 
 def _check_tokenizer(tokenizer) -> None:

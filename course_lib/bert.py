@@ -10,6 +10,7 @@
   all-MiniLM-L6-v2 (:func:`course_lib.pretrained.minilm_path`).
 - :class:`BertForPreTraining`: the masked-language-model head (tied to the word embeddings)
   and the next-sentence head on [CLS]; the pretraining loss is their sum.
+- :class:`BertForClassification`: fine-tuning (微调): a linear layer on the pooled [CLS] vector.
 - :func:`mask_tokens`: the notes' 15% / 80-10-10 rule. :func:`make_nsp_pairs`: 50% IsNext, 50% NotNext.
 
 Shapes: B batch, T tokens, H hidden size, h heads, V vocabulary size.
@@ -37,7 +38,7 @@ from .tokenizers import WordPieceTokenizer
 from .training import evaluating
 from .transformer import EncoderLayer, init_normal
 
-__all__ = ["BertConfig", "BertModel", "BertOutput", "BertForPreTraining", "mask_tokens", "make_nsp_pairs",
+__all__ = ["BertConfig", "BertModel", "BertOutput", "BertForPreTraining", "BertForClassification", "mask_tokens", "make_nsp_pairs",
            "mean_pool", "sentence_embeddings", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT"]
 
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in the original BERT
@@ -340,6 +341,51 @@ class BertForPreTraining(nn.Module):
             nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)
             loss = nsp_loss if loss is None else loss + nsp_loss  # the two losses add up
         return mlm_logits, nsp_logits, loss
+
+
+class BertForClassification(nn.Module):
+    """Fine-tuning BERT on a labelled task (微调): a new linear layer on the pooled [CLS] vector,
+
+        P(y | A [, B]) = softmax(W_y tanh(W_p h_[CLS] + b_p) + b_y),
+
+    the pooler (W_p, trained by NSP during pretraining) included, as the BERT paper and
+    ``transformers.BertForSequenceClassification`` do. Every weight is trained.
+
+    Args: bert, a :class:`BertModel` (pretrained, e.g. ``BertForPreTraining(...).bert``, or fresh);
+    num_classes. ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None)``
+    -> (logits (B, C), loss or None); labels an integer tensor (B,) of classes in [0, num_classes).
+    """
+
+    def __init__(self, bert: BertModel, num_classes: int):
+        super().__init__()
+        if not isinstance(bert, BertModel):
+            raise TypeError(f"bert must be a BertModel (e.g. BertForPreTraining(config).bert), got {type(bert).__name__}")
+        _checks.check_positive_int("num_classes", num_classes)
+        self.bert = bert
+        self.dropout = nn.Dropout(bert.config.hidden_dropout_prob)
+        self.head = nn.Linear(bert.config.hidden_size, num_classes)   # W_y, b_y
+        init_normal(self.head)
+
+    def _check_inputs(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        """The input checks of :meth:`forward`."""
+        self.bert._check_inputs(input_ids, token_type_ids, attention_mask)
+        if labels is not None:
+            B, C = input_ids.shape[0], self.head.out_features
+            if not isinstance(labels, torch.Tensor) or labels.dtype not in _checks.ID_DTYPES:
+                got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+                raise TypeError(f"labels must be an integer tensor (B,) of classes, got {got}")
+            if tuple(labels.shape) != (B,):
+                raise ValueError(f"labels must have shape (B,) = ({B},), got {_checks.shape_of(labels)}")
+            if labels.numel() and (labels.min() < 0 or labels.max() >= C):
+                raise ValueError(f"labels must be in [0, num_classes={C}), got values from {int(labels.min())} "
+                                 f"to {int(labels.max())}")
+
+    @_checks.checked_by(_check_inputs)
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        pooled = self.bert(input_ids, token_type_ids, attention_mask).pooler_output   # (B, H): tanh(W_p h_[CLS] + b_p)
+        logits = self.head(self.dropout(pooled))                                      # (B, C)
+        loss = None if labels is None else F.cross_entropy(logits, labels.long())
+        return logits, loss
 
 
 def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mask_token_id: int, special_token_ids,

@@ -191,3 +191,17 @@ def test_linear_probe_reads_the_chosen_position(task, world):
         assert predict(split.test_seen).shape == (len(split.test_seen),)
     with pytest.raises(ValueError, match="from_end=40 reaches past the start"):
         G.linear_probe_arm(model, vocab, from_end=40)(split.train, split.validation, 0)
+
+
+def test_feeling_similarity_sees_a_mood_direction_and_nothing_in_noise():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(16, 32, generator=g)
+    assert abs(T.within_minus_across(T.feeling_similarity(noise, range(16)))) < 0.1
+    mood = torch.zeros(16, 32)
+    mood[:8, 0], mood[8:, 0] = 8.0, -8.0                        # one direction says the mood
+    grouped = T.within_minus_across(T.feeling_similarity(noise + mood, range(16)))
+    assert grouped > 1.0
+    with pytest.raises(ValueError, match="ids must hold the 16 feeling words"):
+        T.feeling_similarity(noise, range(5))
+    with pytest.raises(ValueError, match="similarity must be a \\(16, 16\\) tensor"):
+        T.within_minus_across(torch.zeros(4, 4))

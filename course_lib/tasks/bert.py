@@ -6,6 +6,9 @@
 - :func:`pretrain_bert`: the course's training loop on fresh batches, recording the MLM and the
   NSP loss apart (:class:`BertHistory`); :func:`evaluate_bert`: MLM and NSP accuracy and loss on
   held-out pairs.
+- :func:`finetune_bert_classifier`: the fine-tuning stage, a classifier on the pooled [CLS] vector
+  trained on labelled stories (the mood task of notebook 03); :func:`bert_finetune_arm` runs it in
+  :func:`course_lib.tasks.transfer.run_experiment` beside the GPT arms.
 - :func:`nsp_predictions`: the model's IsNext / NotNext call on each (unmasked) pair;
   :func:`single_mask_accuracy`: MLM accuracy with one blank at a time, the setting of
   :func:`course_lib.data.ceilings.mlm_ceiling`.
@@ -15,6 +18,7 @@ Shapes: B batch, T tokens per row.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,12 +28,15 @@ import torch.nn.functional as F
 
 from .. import _checks
 from ..batching import IGNORE_INDEX, pad_sequences
-from ..bert import IS_NEXT, NOT_NEXT, BertConfig, BertForPreTraining, make_nsp_pairs, mask_tokens
+from ..bert import (IS_NEXT, NOT_NEXT, BertConfig, BertForClassification, BertForPreTraining, BertModel,
+                    make_nsp_pairs, mask_tokens)
 from ..tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
 from ..training import History, evaluating, set_seed, train
+from .transfer import train_and_select
 
 __all__ = ["story_tokenizer", "nsp_examples", "bert_batch", "bert_loss", "evaluate_bert", "BertHistory",
-           "pretrain_bert", "nsp_predictions", "single_mask_accuracy"]
+           "pretrain_bert", "nsp_predictions", "single_mask_accuracy", "finetune_bert_classifier",
+           "bert_classifier_logits", "bert_finetune_arm"]
 
 
 def story_tokenizer(words: Sequence[str]) -> WordPieceTokenizer:
@@ -251,6 +258,103 @@ def single_mask_accuracy(model: BertForPreTraining, examples, tokenizer: WordPie
             mlm_logits, _, _ = model(ids, types, attention)
             hits += int((mlm_logits[rowsel, where].argmax(-1) == answers).sum())
     return hits / len(rows)
+
+
+# -----------------------------------------------------------------------------
+# fine-tuning: the mood task through [CLS]
+
+
+def _encode_texts(examples, tokenizer: WordPieceTokenizer) -> dict[str, torch.Tensor]:
+    """Labelled stories -> ``[CLS] text [SEP]`` batch: input_ids, token_type_ids, attention_mask (B, T)."""
+    return tokenizer.encode_batch([e.text for e in examples])
+
+
+def _check_labelled(name: str, examples, num_classes: int) -> None:
+    if isinstance(examples, (str, bytes)) or not hasattr(examples, "__len__") or len(examples) == 0:
+        raise ValueError(f"{name} must be a non-empty list of labelled examples (e.g. task.train), got {examples!r:.60}")
+    for i, e in enumerate(examples):
+        if not hasattr(e, "text") or not hasattr(e, "label"):
+            raise TypeError(f"{name}[{i}] must have .text and .label (e.g. a MoodExample), got {type(e).__name__}")
+        _checks.check_int(f"{name}[{i}].label", e.label, num_classes, "num_classes")
+
+
+@torch.no_grad()
+def bert_classifier_logits(model: BertForClassification, examples, tokenizer: WordPieceTokenizer) -> torch.Tensor:
+    """The class scores of each labelled story, (N, C), the model in eval mode."""
+    if not isinstance(model, BertForClassification):
+        raise TypeError(f"model must be a BertForClassification, got {type(model).__name__}")
+    _check_tokenizer(tokenizer)
+    _check_labelled("examples", examples, model.head.out_features)
+    with evaluating(model):
+        return model(**_encode_texts(examples, tokenizer))[0]
+
+
+def finetune_bert_classifier(examples, tokenizer: WordPieceTokenizer, *, pretrained: BertForPreTraining | None = None,
+                             config: BertConfig | None = None, num_classes: int = 2, steps: int = 90,
+                             batch_size: int = 16, lr: float = 1e-3, seed: int = 0, validation=None,
+                             eval_every: int | None = None) -> BertForClassification:
+    """Fine-tune BERT on labelled stories (``.text``, ``.label``) through the pooled [CLS] vector.
+
+    ``pretrained``: a BertForPreTraining to start from (its encoder and pooler are copied; the MLM
+    and NSP heads are dropped, as in the BERT paper); otherwise a fresh BertModel of ``config``
+    (from scratch). Every weight is trained with the mean cross-entropy at a constant lr. With
+    ``validation`` and ``eval_every``, the step with the lowest validation loss is kept
+    (:func:`course_lib.tasks.transfer.train_and_select`).
+    """
+    if (pretrained is None) == (config is None):
+        raise ValueError("give exactly one of pretrained (fine-tune) or config (from scratch)")
+    if pretrained is not None:
+        _check_model(pretrained)
+    elif not isinstance(config, BertConfig):
+        raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
+    _check_tokenizer(tokenizer)
+    _checks.check_positive_int("num_classes", num_classes)
+    _check_labelled("examples", examples, num_classes)
+    _checks.check_positive_int("batch_size", batch_size)
+    if (validation is None) != (eval_every is None):
+        raise ValueError("give validation and eval_every together (or neither)")
+    if validation is not None:
+        _check_labelled("validation", validation, num_classes)
+        _checks.check_positive_int("eval_every", eval_every)
+    set_seed(seed)
+    bert = copy.deepcopy(pretrained.bert) if pretrained is not None else BertModel(config)
+    model = BertForClassification(bert, num_classes)
+    inputs = _encode_texts(examples, tokenizer)
+    labels = torch.tensor([e.label for e in examples])
+    g = torch.Generator().manual_seed(seed)
+    size = min(batch_size, len(examples))
+
+    def batch(step):
+        pick = torch.randperm(len(examples), generator=g)[:size]
+        return {**{k: v[pick] for k, v in inputs.items()}, "labels": labels[pick]}
+
+    def loss_fn(m, b):
+        return m(**b)[1]
+
+    def validation_loss(m):
+        logits = bert_classifier_logits(m, validation, tokenizer)
+        return F.cross_entropy(logits, torch.tensor([e.label for e in validation])).item()
+
+    return train_and_select(model, batch, loss_fn, None if validation is None else validation_loss, steps=steps,
+                            lr=lr, seed=seed, eval_every=eval_every)
+
+
+def bert_finetune_arm(tokenizer: WordPieceTokenizer, *, pretrained: BertForPreTraining | None = None,
+                      config: BertConfig | None = None, lrs=(1e-3, 3e-3), steps: int = 90, eval_every: int = 30):
+    """An arm of :func:`course_lib.tasks.transfer.run_experiment`, as
+    :func:`course_lib.tasks.gpt.finetune_arm`: every lr of ``lrs``, the step and lr with the lowest
+    validation loss kept."""
+    if not lrs:
+        raise ValueError("lrs must name at least one learning rate")
+
+    def fit(train_examples, validation, seed):
+        runs = [finetune_bert_classifier(train_examples, tokenizer, pretrained=pretrained, config=config, steps=steps,
+                                         lr=lr, seed=seed, validation=validation, eval_every=eval_every)
+                for lr in lrs]
+        model = min(runs, key=lambda m: m.validation_loss)
+        return lambda examples: bert_classifier_logits(model, examples, tokenizer).argmax(-1)
+
+    return fit
 
 
 def _check_tokenizer(tokenizer) -> None:

@@ -25,6 +25,7 @@ arm in :mod:`course_lib.tasks.bert`.
 
 from __future__ import annotations
 
+import copy
 import random
 import statistics
 from collections.abc import Callable, Sequence
@@ -36,9 +37,10 @@ import torch.nn.functional as F
 from .. import _checks
 from ..data.stories import FEELINGS, MOODS, MoodExample, MoodTask
 from ..tokenizers import WordVocab
+from ..training import train
 
-__all__ = ["FewLabelSplit", "few_label_split", "logistic_regression", "bag_of_words", "ExperimentResults",
-           "run_experiment", "METRICS"]
+__all__ = ["FewLabelSplit", "few_label_split", "feeling_similarity", "within_minus_across", "train_and_select", "logistic_regression", "bag_of_words",
+           "ExperimentResults", "run_experiment", "METRICS"]
 
 # What run_experiment measures for every (arm, number of labels, seed).
 METRICS = ("train", "seen", "unseen", "test")
@@ -109,6 +111,69 @@ def _draw(pool: Sequence[MoodExample], labelled: dict[str, tuple[str, ...]], siz
     for column in columns:
         rng.shuffle(column)
     return [e for pair in zip(*columns) for e in pair]   # happy, sad, happy, sad, ...
+
+
+# -----------------------------------------------------------------------------
+# did pretraining group the feeling words by mood?
+
+
+def feeling_similarity(embedding: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+    """Cosine similarity between the rows of ``embedding`` (V, d) of the 16 feeling words, (16, 16).
+
+    ``ids``: the 16 words' ids, the 8 happy words first (FEELINGS["happy"] + FEELINGS["sad"]).
+    """
+    _checks.check_tensor("embedding", embedding, 2, "(V, d) word embeddings")
+    n = sum(len(words) for words in FEELINGS.values())
+    if len(ids) != n:
+        raise ValueError(f"ids must hold the {n} feeling words' ids (happy first), got {len(ids)}")
+    rows = F.normalize(embedding.detach()[torch.as_tensor(list(ids))].float(), dim=-1)
+    return rows @ rows.T
+
+
+def within_minus_across(similarity: torch.Tensor) -> float:
+    """Mean similarity between two different words of one mood minus the mean across moods, for a
+    (16, 16) :func:`feeling_similarity`: about 0 when the embedding ignores mood, up to 2."""
+    n = len(FEELINGS["happy"])
+    if not isinstance(similarity, torch.Tensor) or similarity.shape != (2 * n, 2 * n):
+        raise ValueError(f"similarity must be a ({2 * n}, {2 * n}) tensor from feeling_similarity, got "
+                         f"{_checks.shape_of(similarity) if isinstance(similarity, torch.Tensor) else type(similarity).__name__}")
+    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+    within = torch.cat([similarity[:n, :n][off_diagonal], similarity[n:, n:][off_diagonal]]).mean()
+    return (within - similarity[:n, n:].mean()).item()
+
+
+# -----------------------------------------------------------------------------
+# fine-tuning with the number of steps chosen on validation
+
+
+def train_and_select(model: torch.nn.Module, batch, loss_fn, validation_loss=None, *, steps: int, lr: float,
+                     seed: int, eval_every: int | None = None) -> torch.nn.Module:
+    """Fine-tune ``model`` with the course's loop (AdamW, weight decay 0.01, a constant ``lr``, so
+    the model at step s of a long run is the model of an s-step run); ``batch(step)`` and
+    ``loss_fn(model, batch)`` as for :func:`course_lib.training.train`.
+
+    With ``validation_loss(model) -> float`` and ``eval_every``: the loss is measured every
+    ``eval_every`` steps and at the end, the state with the lowest is loaded back (early stopping
+    chosen on validation), and ``model.selected_step`` / ``model.validation_loss`` say which.
+    Returns the model.
+    """
+    if (validation_loss is None) != (eval_every is None):
+        raise ValueError("give validation and eval_every together (or neither)")
+    best: dict = {}   # the lowest validation loss so far, its state and its index among the evaluations
+
+    def keep_best(m):
+        loss = validation_loss(m)
+        if not best or loss < best["loss"]:
+            best.update(loss=loss, state=copy.deepcopy(m.state_dict()), index=best.get("calls", 0))
+        best["calls"] = best.get("calls", 0) + 1
+        return {"val_loss": loss}
+
+    history = train(model, batch, loss_fn, steps=steps, lr=lr, weight_decay=0.01, seed=seed, live_plot=False,
+                    progress=False, eval_fn=keep_best if validation_loss is not None else None, eval_every=eval_every)
+    if best:
+        model.load_state_dict(best["state"])
+        model.selected_step, model.validation_loss = history.evals[best["index"]]["step"], best["loss"]
+    return model
 
 
 # -----------------------------------------------------------------------------

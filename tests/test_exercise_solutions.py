@@ -7,6 +7,9 @@ exercise's contract fails here. The test lists come from the registry, so a new 
 is tested as soon as it is registered, and fails until it says what its library version is.
 """
 
+import importlib
+import pathlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -54,6 +57,15 @@ NO_LIBRARY_VERSION = {
         "test_gpt_combined_loss_solution_is_the_classifier_loss checks the other way round."
     ),
 }
+
+
+# Each notebook's newer exercises declare theirs in tests/exercise_versions_<notebook>.py
+# (dicts LIBRARY_VERSIONS and NO_LIBRARY_VERSION, same meaning as above), merged here.
+for _path in sorted(pathlib.Path(__file__).parent.glob("exercise_versions_*.py")):
+    _module = importlib.import_module(_path.stem)
+    for _ours, _theirs in ((LIBRARY_VERSIONS, _module.LIBRARY_VERSIONS), (NO_LIBRARY_VERSION, _module.NO_LIBRARY_VERSION)):
+        assert not set(_ours) & set(_theirs), f"{_path.name} declares an exercise twice: {set(_ours) & set(_theirs)}"
+        _ours.update(_theirs)
 
 
 def run_check(name, fn, capsys):

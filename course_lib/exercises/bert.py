@@ -1,16 +1,22 @@
-"""The exercise of notebook 04 (BERT): ``mlm_masking``, the 15% / 80-10-10 masking rule.
+"""The exercises of notebook 04 (BERT): ``mlm_masking``, the 15% / 80-10-10 masking rule; ``bert_input``,
+the [CLS] A [SEP] B [SEP] layout and its segment ids; ``wordpiece``, greedy longest-match-first.
 
-Importing this module registers it.
+Importing this module registers them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
+from functools import partial
 from typing import Callable
 
 import torch
 
 from course_lib.batching import IGNORE_INDEX
-from course_lib.exercises.engine import Exercise, Failure, call_learner, register, short_repr
+from course_lib.exercises.engine import (Exercise, Failure, LearnerError, NotAttempted, call_learner, register,
+                                         short_repr, shorten)
 
 
 # ---------------------------------------------------------------------------
@@ -142,5 +148,330 @@ register(
             "result twice; draw random replacements only among non-special ids.",
         ),
         solution=_MLM_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# A small checker for exercises whose results are Python lists (bert_input, wordpiece)
+# ---------------------------------------------------------------------------
+
+class _ListMistake:
+    """A classic mistake: ``problem`` and ``fix`` are shown when the learner's result equals ``variant``'s."""
+
+    def __init__(self, problem: str, fix: str, *variants: Callable):
+        self.problem, self.fix, self.variants = problem, fix, variants
+
+
+def _run_quietly(variant: Callable, args: tuple):
+    try:
+        return variant(*copy.deepcopy(args))
+    except Exception:
+        return _FAILED
+
+
+_FAILED = object()
+
+
+def _list_checker(cases, reference, validate, mistakes, signature, normalise=lambda result: result):
+    """A checker comparing the learner's list results with ``reference`` on ``cases`` ((description, args) pairs).
+
+    ``validate(result)`` returns (problem, fix) when the result has the wrong structure (checked first), else
+    None; ``normalise`` then turns a valid result into the reference's form (e.g. a list pair into a tuple).
+    A mistake is named when its variant gives exactly the learner's (wrong) result on the first failing case,
+    or on a later case where the learner is wrong too, if the variant is also wrong on the first failing case.
+    """
+
+    def checker(fn: Callable) -> Failure | None:
+        results = []
+        first = None
+        for i, (description, args) in enumerate(cases):
+            given = copy.deepcopy(args)
+            try:
+                result = call_learner(fn, *given)
+            except NotAttempted:
+                if i == 0:
+                    raise
+                return Failure("not finished yet — your function raises NotImplementedError for some inputs",
+                               (f"On input {description}.",), icon="⏳")
+            except LearnerError as err:
+                line = err.learner_line()
+                at = f" (at `{shorten(line, 60)}`)" if line else ""
+                return Failure(f"your function raised {err.one_line()}", (f"On input {description}{at}.",))
+            problem = validate(result)
+            if problem is not None:
+                return Failure(problem[0], (f"On input {description}: got {short_repr(result)}.", problem[1]))
+            if given != args:
+                return Failure("your function changes its input lists in place",
+                               (f"On input {description}: an argument was modified.",
+                                "Build new lists (tokens = [...] + ...); do not .append / .insert into the arguments."))
+            want = reference(*copy.deepcopy(args))
+            results.append(result)
+            if normalise(result) != want:
+                first = i
+                break
+        if first is None:
+            return None
+        for j in range(first, len(cases)):
+            description, args = cases[j]
+            want = reference(*copy.deepcopy(args))
+            if j == first:
+                got = results[first]
+            else:
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        got = call_learner(fn, *copy.deepcopy(args))
+                except (NotAttempted, LearnerError):
+                    continue
+                if validate(got) is not None or normalise(got) == want:
+                    continue
+            for mistake in mistakes:
+                for variant in mistake.variants:
+                    bad = _run_quietly(variant, args)
+                    if bad is _FAILED or bad == want or bad != normalise(got):
+                        continue
+                    first_args = cases[first][1]
+                    if j != first and _run_quietly(variant, first_args) == reference(*copy.deepcopy(first_args)):
+                        continue
+                    return Failure(mistake.problem, (f"On input {description}: expected {short_repr(want, 90)}, "
+                                                     f"got {short_repr(normalise(got), 90)}.", mistake.fix))
+        description, args = cases[first]
+        want = reference(*copy.deepcopy(args))
+        return Failure("wrong result", (f"On input {description}: expected {short_repr(want, 90)}, "
+                                        f"got {short_repr(normalise(results[first]), 90)}.",
+                                        f"Expected: {signature}."))
+
+    return checker
+
+
+# ---------------------------------------------------------------------------
+# bert_input (notebook 04): [CLS] A [SEP] B [SEP] and the segment ids
+# ---------------------------------------------------------------------------
+
+def _bert_input_reference(tokens_a, tokens_b):
+    tokens = ["[CLS]"] + list(tokens_a) + ["[SEP]"]
+    segments = [0] * len(tokens)
+    if tokens_b is not None:
+        tokens += list(tokens_b) + ["[SEP]"]
+        segments += [1] * (len(tokens_b) + 1)
+    return tokens, segments
+
+
+def _bert_input_wrong(tokens_a, tokens_b, *, mistake):
+    tokens, segments = _bert_input_reference(tokens_a, tokens_b)
+    if mistake == "sep_in_b":
+        n_a = len(tokens_a) + 1                       # [CLS] A in segment 0, the first [SEP] in segment 1
+        return tokens, [0] * n_a + [1] * (len(tokens) - n_a) if tokens_b is not None else segments
+    if mistake == "no_final_sep":
+        if tokens_b is None:
+            return tokens[:-1], segments[:-1]
+        return tokens[:-1], segments[:-1]
+    if mistake == "no_final_sep_pair":
+        return (tokens[:-1], segments[:-1]) if tokens_b is not None else (tokens, segments)
+    if mistake == "no_cls":
+        return tokens[1:], segments[1:]
+    if mistake == "one_two":
+        return tokens, [s + 1 for s in segments]
+    if mistake == "empty_is_none":
+        return _bert_input_reference(tokens_a, tokens_b or None)
+    raise ValueError(mistake)
+
+
+def _bert_input_validate(result):
+    if result is None:
+        return ("your function returned None — did you forget `return tokens, segment_ids`?",
+                "Return the two lists as a pair.")
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return ("return two lists, (tokens, segment_ids)", "e.g. return tokens, segment_ids")
+    tokens, segments = result
+    if isinstance(segments, torch.Tensor) or isinstance(tokens, torch.Tensor):
+        return ("return plain Python lists, not tensors", "A tensor becomes a list with .tolist().")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        return ("tokens must be a list of str", "e.g. ['[CLS]'] + tokens_a + ['[SEP]']")
+    if not isinstance(segments, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in segments):
+        return ("segment_ids must be a list of int", "e.g. [0] * (len(tokens_a) + 2)")
+    return None
+
+
+_BERT_INPUT_CASES = [
+    ("tokens_a ['the', 'man', 'went'], tokens_b ['he', 'bought']", (["the", "man", "went"], ["he", "bought"])),
+    ("tokens_a ['penguin', '##s'], tokens_b None (one sentence)", (["penguin", "##s"], None)),
+    ("tokens_a ['a', 'b', 'c', 'd'], tokens_b ['e']", (["a", "b", "c", "d"], ["e"])),
+    ("tokens_a ['hello'], tokens_b [] (a pair with an empty B)", (["hello"], [])),
+    ("tokens_a [], tokens_b ['x', 'y']", ([], ["x", "y"])),
+]
+
+_BERT_INPUT_MISTAKES = [
+    _ListMistake("the first [SEP] is in segment 1: it closes sentence A, so it belongs to segment 0",
+                 "Segment 0 covers [CLS] A [SEP]; segment 1 covers B [SEP].",
+                 partial(_bert_input_wrong, mistake="sep_in_b")),
+    _ListMistake("an empty B ([]) is treated like no B (None): [] is still a pair, and gets its closing [SEP]",
+                 "Test `if tokens_b is not None`, not `if tokens_b` (an empty list is falsy).",
+                 partial(_bert_input_wrong, mistake="empty_is_none")),
+    _ListMistake("the final [SEP] is missing: every sentence ends with [SEP], B too",
+                 "[CLS] A [SEP], then B [SEP] when there is a B.",
+                 partial(_bert_input_wrong, mistake="no_final_sep"),
+                 partial(_bert_input_wrong, mistake="no_final_sep_pair")),
+    _ListMistake("[CLS] is missing at the start: its final vector is what classification and NSP read",
+                 "Start with '[CLS]' (segment 0).",
+                 partial(_bert_input_wrong, mistake="no_cls")),
+    _ListMistake("the segments are numbered 1 and 2: BERT numbers them 0 (A) and 1 (B), the rows of its segment "
+                 "embedding table",
+                 "Use 0 for [CLS] A [SEP] and 1 for B [SEP].",
+                 partial(_bert_input_wrong, mistake="one_two")),
+]
+
+_BERT_INPUT_SOLUTION = '''\
+def bert_input(tokens_a, tokens_b):
+    tokens = ["[CLS]"] + list(tokens_a) + ["[SEP]"]      # segment 0: [CLS] A [SEP]
+    segment_ids = [0] * len(tokens)
+    if tokens_b is not None:                               # [] is a pair with an empty B
+        tokens += list(tokens_b) + ["[SEP]"]               # segment 1: B [SEP]
+        segment_ids += [1] * (len(tokens_b) + 1)
+    return tokens, segment_ids
+'''
+
+register(
+    Exercise(
+        name="bert_input",
+        signature="bert_input(tokens_a: list[str], tokens_b: list[str] | None) -> (tokens: list[str], "
+                  "segment_ids: list[int])",
+        checker=_list_checker(_BERT_INPUT_CASES, _bert_input_reference, _bert_input_validate,
+                              _BERT_INPUT_MISTAKES,
+                              "bert_input(tokens_a, tokens_b) -> (tokens, segment_ids), two lists",
+                              normalise=lambda result: (list(result[0]), list(result[1]))),
+        hints=(
+            "The layout is [CLS] A [SEP] for one sentence and [CLS] A [SEP] B [SEP] for a pair; segment_ids has "
+            "one number per token.",
+            "Segment 0 runs up to and including the first [SEP]; everything after it (B and the last [SEP]) is "
+            "segment 1.",
+            "tokens = ['[CLS]'] + tokens_a + ['[SEP]'] and segment_ids = [0] * len(tokens); then, only if "
+            "tokens_b is not None (an empty list is still a pair), add tokens_b + ['[SEP]'] with 1s.",
+        ),
+        solution=_BERT_INPUT_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# wordpiece (notebook 04): greedy longest-match-first
+# ---------------------------------------------------------------------------
+
+_MAX_WORD = 100   # BERT's rule: a longer word is [UNK] at once
+
+
+def _wordpiece_reference(word, vocab, unk="[UNK]", *, shortest=False, no_hashes=False, hashes_first=False,
+                         partial_unk=False, skip_unk=False, long_rule=True, fixed_unk=False):
+    if fixed_unk:
+        unk = "[UNK]"
+    if long_rule and len(word) > _MAX_WORD:
+        return [unk]
+    pieces, start = [], 0
+    while start < len(word):
+        ends = range(start + 1, len(word) + 1) if shortest else range(len(word), start, -1)
+        piece = None
+        for end in ends:
+            candidate = word[start:end]
+            if (start > 0 or hashes_first) and not no_hashes:
+                candidate = "##" + candidate
+            if candidate in vocab:
+                piece = candidate
+                break
+        if piece is None:
+            if partial_unk:
+                return pieces + [unk]
+            if skip_unk:
+                pieces.append(unk)
+                start += 1
+                continue
+            return [unk]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+_WP_VOCAB = {"flight", "##flight", "fl", "f", "##l", "##g", "##h", "##t", "##e", "##ight", "##i", "##less", "##le",
+             "##ss", "##s", "less", "un", "u",
+             "##aff", "##able", "##a", "##ab", "play", "##ing", "ing", "bird", "birds", "##bird", "a", "[UNK]"}
+
+_WP_CASES = [
+    ("word 'flightless'", ("flightless", set(_WP_VOCAB), "[UNK]")),
+    ("word 'unaffable'", ("unaffable", set(_WP_VOCAB), "[UNK]")),
+    ("word 'flightx' (no piece covers the 'x')", ("flightx", set(_WP_VOCAB), "[UNK]")),
+    ("word 'playing'", ("playing", set(_WP_VOCAB), "[UNK]")),
+    ("word 'less'", ("less", set(_WP_VOCAB), "[UNK]")),
+    ("word 'birds'", ("birds", set(_WP_VOCAB), "[UNK]")),
+    ("word 'zebra', unk '<unk>'", ("zebra", set(_WP_VOCAB), "<unk>")),
+    ("the empty word ''", ("", set(_WP_VOCAB), "[UNK]")),
+    ("a word of 101 letters 'aaa…a'", ("a" * 101, set(_WP_VOCAB), "[UNK]")),
+]
+
+_WP_MISTAKES = [
+    _ListMistake("shortest match first: WordPiece takes the LONGEST vocabulary entry at each step",
+                 "At each start, try end = len(word), len(word) - 1, ... and keep the first entry found.",
+                 partial(_wordpiece_reference, shortest=True)),
+    _ListMistake("the continuation pieces lack the '##' prefix: inside a word the vocabulary's entries are '##...'",
+                 "Look up '##' + word[start:end] for every piece after the first.",
+                 partial(_wordpiece_reference, no_hashes=True)),
+    _ListMistake("the first piece got '##': '##' marks a piece that CONTINUES a word, the first piece has none",
+                 "Add '##' only when start > 0.",
+                 partial(_wordpiece_reference, hashes_first=True)),
+    _ListMistake("a partial result: when one part cannot be matched, the WHOLE word becomes [unk]",
+                 "As soon as no entry matches at some start, return [unk] (not the pieces found so far).",
+                 partial(_wordpiece_reference, partial_unk=True),
+                 partial(_wordpiece_reference, skip_unk=True)),
+    _ListMistake("a word longer than 100 characters must become [unk] at once (BERT's rule)",
+                 "Start with: if len(word) > 100: return [unk].",
+                 partial(_wordpiece_reference, long_rule=False)),
+    _ListMistake("the unk argument is ignored: an unknown word must become [unk], the string the caller passed",
+                 "Return [unk], not ['[UNK]'].",
+                 partial(_wordpiece_reference, fixed_unk=True)),
+]
+
+
+def _wordpiece_validate(result):
+    if result is None:
+        return ("your function returned None — did you forget `return pieces`?", "Return the list of pieces.")
+    if isinstance(result, str):
+        return ("return a list of str, not one str", "e.g. ['flight', '##less'], or [unk] for an unknown word")
+    if not isinstance(result, list) or not all(isinstance(p, str) for p in result):
+        return ("return a list of str", "e.g. ['flight', '##less'], or [unk] for an unknown word")
+    return None
+
+
+_WORDPIECE_SOLUTION = '''\
+def wordpiece(word, vocab, unk="[UNK]"):
+    if len(word) > 100:                        # BERT's rule for very long words
+        return [unk]
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start:                     # the longest entry that matches here
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                break
+            end -= 1
+        if end == start:                       # nothing matches: the whole word is unknown
+            return [unk]
+        pieces.append(piece)
+        start = end
+    return pieces
+'''
+
+register(
+    Exercise(
+        name="wordpiece",
+        signature='wordpiece(word: str, vocab: set[str], unk="[UNK]") -> list[str]',
+        checker=_list_checker(_WP_CASES, _wordpiece_reference, _wordpiece_validate, _WP_MISTAKES,
+                              'wordpiece(word, vocab, unk="[UNK]") -> list of pieces'),
+        hints=(
+            "Greedy longest-match-first: from the start of the word, take the LONGEST prefix that is in vocab; "
+            "then continue from where it ended, and so on until the word is used up.",
+            "A piece that continues the word is looked up with '##' in front ('flightless' -> 'flight', '##less'); "
+            "the first piece has no '##'. If at some point no piece matches, the whole word is [unk].",
+            "Two loops: `while start < len(word)`, and inside it try end = len(word), len(word) - 1, ..., start + 1 "
+            "until the piece is in vocab. Also: '' gives [] and a word over 100 characters gives [unk].",
+        ),
+        solution=_WORDPIECE_SOLUTION,
     )
 )

@@ -1,15 +1,23 @@
-"""The exercise of notebook 05 (PyTorch basics): ``folder_dataset``, a torch Dataset over class folders.
+"""The exercises of notebook 05 (PyTorch basics): ``folder_dataset``, a torch Dataset over class folders;
+``pad_collate``, a collate_fn that right-pads a batch; ``training_step``, one step of the training loop.
 
-Importing this module registers it.
+Importing this module registers them.
 """
 
 from __future__ import annotations
 
+import copy
+import numbers
 import pathlib
 import tempfile
+from functools import partial
 from typing import Callable
 
-from course_lib.exercises.engine import Exercise, Failure, call_learner, register, short_repr
+import torch
+from torch import nn
+
+from course_lib.exercises.engine import SEED, Case, Exercise, Failure, Mistake, call_learner, register, short_repr
+from course_lib.exercises.output_checker import OutputChecker
 
 
 # ---------------------------------------------------------------------------
@@ -107,5 +115,303 @@ register(
             "sorted((root / name).glob('*.txt')), path.read_text(encoding='utf-8').strip().",
         ),
         solution=_FOLDER_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# pad_collate (notebook 05): a collate_fn for sequences of different lengths
+# ---------------------------------------------------------------------------
+
+def _collate_reference(batch, pad_id):
+    lengths = torch.tensor([len(ids) for ids, _ in batch], dtype=torch.long)
+    ids = torch.full((len(batch), int(lengths.max())), pad_id, dtype=torch.long)
+    for b, (seq, _) in enumerate(batch):
+        ids[b, :len(seq)] = seq
+    return ids, torch.tensor([label for _, label in batch], dtype=torch.long), lengths
+
+
+def _collate_wrong(batch, pad_id, *, mistake):
+    ids, labels, lengths = _collate_reference(batch, pad_id)
+    if mistake == "left":
+        left = torch.full_like(ids, pad_id)
+        for b, (seq, _) in enumerate(batch):
+            left[b, ids.shape[1] - len(seq):] = seq
+        return left, labels, lengths
+    if mistake == "zero":
+        return _collate_reference(batch, 0)
+    if mistake == "transposed":   # nn.utils.rnn.pad_sequence without batch_first=True
+        return ids.T, labels, lengths
+    if mistake == "lengths_max":
+        return ids, labels, torch.full_like(lengths, ids.shape[1])
+    if mistake == "lengths_minus":
+        return ids, labels, lengths - 1
+    if mistake == "library_order":
+        return ids, lengths, labels
+    raise ValueError(mistake)
+
+
+def _collate_cases(g: torch.Generator) -> list[Case]:
+    def case(lengths, pad_id, note=""):
+        batch = [(torch.randint(2, 30, (n,), generator=g), int(torch.randint(0, 3, (1,), generator=g)))
+                 for n in lengths]
+        return Case(f"{len(lengths)} sequences of lengths {lengths}, pad_id={pad_id}", (batch, pad_id), note)
+
+    return [
+        case([3, 5, 2], 1),
+        case([4, 1, 6, 4], 0),
+        case([2, 2], 7, "all sequences of the same length: nothing to pad"),
+        case([1], 1),
+        case([5, 3, 4, 6, 2], 1),
+    ]
+
+
+_COLLATE_MISTAKES = [
+    Mistake("the padding is on the left: this course pads on the right, so a row starts with its real tokens",
+            "Write each sequence at the start of its row: ids[b, :len(seq)] = seq.",
+            variants=(partial(_collate_wrong, mistake="left"),)),
+    Mistake("the padding is 0 instead of pad_id", "Fill with pad_id: torch.full((B, T), pad_id, dtype=torch.long).",
+            variants=(partial(_collate_wrong, mistake="zero"),)),
+    Mistake("ids is (max n, B), time first: nn.utils.rnn.pad_sequence does that unless batch_first=True",
+            "Pass batch_first=True (and padding_value=pad_id), or fill a (B, max n) tensor yourself.",
+            variants=(partial(_collate_wrong, mistake="transposed"),)),
+    Mistake("the lengths are wrong: they must be each sequence's own number of real tokens",
+            "lengths = torch.tensor([len(seq) for seq, _ in batch]).",
+            variants=(partial(_collate_wrong, mistake="lengths_max"),
+                      partial(_collate_wrong, mistake="lengths_minus"))),
+    Mistake("labels and lengths are swapped: return (ids, labels, lengths) in this order "
+            "(course_lib's pad_collate returns ids, lengths, labels)",
+            "return ids, labels, lengths",
+            variants=(partial(_collate_wrong, mistake="library_order"),)),
+]
+
+_COLLATE_SOLUTION = '''\
+import torch
+
+
+def pad_collate(batch, pad_id):
+    lengths = torch.tensor([len(ids) for ids, _ in batch])               # real tokens per sequence
+    padded = torch.full((len(batch), int(lengths.max())), pad_id, dtype=torch.long)
+    for b, (ids, _) in enumerate(batch):
+        padded[b, :len(ids)] = ids                                        # right padding
+    labels = torch.tensor([label for _, label in batch])                  # a tensor, not a list
+    return padded, labels, lengths
+'''
+
+
+def _collate_checker(fn: Callable) -> Failure | None:
+    failure = _COLLATE_OUTPUT_CHECKER(fn)
+    for name in ("labels", "lengths"):
+        if failure is not None and failure.summary == f"wrong type for {name}" \
+                and "got list" in " ".join(failure.details):
+            return Failure(f"{name} is a Python list: return a tensor of dtype torch.long",
+                           (failure.details[0], f"{name} = torch.tensor([...]) turns the list into a (B,) tensor."))
+    return failure
+
+
+_COLLATE_OUTPUT_CHECKER = OutputChecker(
+    outputs=("ids", "labels", "lengths"),
+    reference=_collate_reference,
+    make_cases=_collate_cases,
+    mistakes=_COLLATE_MISTAKES,
+    check_dtype=True,
+)
+
+register(
+    Exercise(
+        name="pad_collate",
+        signature="pad_collate(batch: list of (ids (n_i,) long, label int), pad_id) -> "
+                  "(ids (B, max n_i) long, labels (B,) long, lengths (B,) long)",
+        checker=_collate_checker,
+        hints=(
+            "A batch stacks its sequences into one (B, max n_i) tensor; the shorter ones are filled up on the "
+            "right with pad_id. Keep each sequence's real length: the model needs it to ignore the padding.",
+            "Start from torch.full((B, max_len), pad_id, dtype=torch.long) and copy sequence b into row b, "
+            "from position 0: padded[b, :len(ids)] = ids.",
+            "labels and lengths are tensors too: torch.tensor([label for _, label in batch]) and "
+            "torch.tensor([len(ids) for ids, _ in batch]). Return (ids, labels, lengths) in this order.",
+        ),
+        solution=_COLLATE_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# training_step (notebook 05): one step of the training loop
+# ---------------------------------------------------------------------------
+
+def _step_reference(model, inputs, targets, loss_fn, optimizer):
+    optimizer.zero_grad()
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _step_no_zero_grad(model, inputs, targets, loss_fn, optimizer):
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _step_before_backward(model, inputs, targets, loss_fn, optimizer):
+    optimizer.zero_grad()
+    loss = loss_fn(model(inputs), targets)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def _step_before_backward_no_zero(model, inputs, targets, loss_fn, optimizer):
+    loss = loss_fn(model(inputs), targets)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def _step_no_step(model, inputs, targets, loss_fn, optimizer):
+    optimizer.zero_grad()
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    return loss.item()
+
+
+def _step_no_backward(model, inputs, targets, loss_fn, optimizer):
+    optimizer.zero_grad()
+    loss = loss_fn(model(inputs), targets)
+    optimizer.step()
+    return loss.item()
+
+
+def _step_setups(g: torch.Generator):
+    """Two (description, model, loss_fn, make_optimizer, batches) setups, built from the seeded generator."""
+    def fill(model):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        return model
+
+    linear = fill(nn.Linear(5, 3))
+    ce_batches = [(torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(3)]
+    mlp = fill(nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)))
+    mse_batches = [(torch.randn(6, 4, generator=g), torch.randn(6, 2, generator=g)) for _ in range(3)]
+    return [
+        ("nn.Linear(5, 3), CrossEntropyLoss, SGD(lr=0.5)", linear, nn.CrossEntropyLoss(),
+         lambda params: torch.optim.SGD(params, lr=0.5), ce_batches),
+        ("a small MLP, MSELoss, SGD(lr=0.1, momentum=0.9)", mlp, nn.MSELoss(),
+         lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9), mse_batches),
+    ]
+
+
+def _run_steps(step, setup, learner: bool):
+    """Run ``step`` on a fresh copy of the setup's model, one call per batch.
+
+    Returns a list of (returned value, parameters after the call) per call, and the error that stopped it (or None).
+    """
+    _, model, loss_fn, make_optimizer, batches = setup
+    model = copy.deepcopy(model)
+    optimizer = make_optimizer(model.parameters())
+    trace = []
+    for inputs, targets in batches:
+        args = (model, inputs.clone(), targets.clone(), loss_fn, optimizer)
+        if learner:
+            value = call_learner(step, *args)
+        else:
+            try:
+                value = step(*args)
+            except Exception:
+                return trace, True
+        trace.append((value, [p.detach().clone() for p in model.parameters()]))
+    return trace, None
+
+
+def _params_close(a, b) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and torch.allclose(x.double(), y.double(), atol=1e-5, rtol=1e-4)
+                                    for x, y in zip(a, b))
+
+
+def _loss_value(value):
+    """The returned loss as a float, or None when it is not a number."""
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().reshape(-1)[0]) if value.numel() == 1 else None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+_STEP_MISTAKES = [
+    ("the gradients are never zeroed: loss.backward() ADDS to .grad, so from the second call on each step also "
+     "uses the old gradients", "Call optimizer.zero_grad() first, before the forward pass.", _step_no_zero_grad),
+    ("the parameters never change: optimizer.step() needs the gradients of loss.backward(), so it must come "
+     "after it (is the step missing, or called before backward?)",
+     "The order is zero_grad, forward, loss, backward, step.", _step_no_step, _step_before_backward,
+     _step_no_backward),
+    ("optimizer.step() comes before loss.backward(): each step uses the gradients left by the previous call, "
+     "so the loss is right but the parameters are not",
+     "The order is zero_grad, forward, loss, backward, step.", _step_before_backward_no_zero),
+]
+
+
+def _step_checker(fn: Callable) -> Failure | None:
+    for setup in _step_setups(torch.Generator().manual_seed(SEED)):
+        description = setup[0]
+        want, _ = _run_steps(_step_reference, setup, learner=False)
+        got, _ = _run_steps(fn, setup, learner=True)
+        for call, ((value, params), (want_value, want_params)) in enumerate(zip(got, want), start=1):
+            where = f"On {description}, call {call} of {len(want)} with the same optimizer"
+            loss = _loss_value(value)
+            loss_ok = loss is not None and abs(loss - want_value) <= 1e-5 + 1e-4 * abs(want_value)
+            if _params_close(params, want_params) and loss_ok and isinstance(value, float):
+                continue
+            if not _params_close(params, want_params):
+                for problem, fix, *variants in _STEP_MISTAKES:
+                    for variant in variants:
+                        trace, failed = _run_steps(variant, setup, learner=False)
+                        if not failed and len(trace) == len(got) and \
+                                all(_params_close(mine, theirs) for (_, mine), (_, theirs) in zip(got, trace)):
+                            return Failure(problem, (f"{where}: the parameters differ from the expected ones.", fix))
+                return Failure("the parameters after the step are not the expected ones",
+                               (f"{where}.", "One step is: optimizer.zero_grad(), loss = loss_fn(model(inputs), "
+                                             "targets), loss.backward(), optimizer.step()."))
+            if value is None:
+                return Failure("your function returned None — did you forget `return loss.item()`?",
+                               (f"{where}.", "Return the loss as a Python float: loss.item()."))
+            if isinstance(value, torch.Tensor) and loss_ok:
+                return Failure("the loss is returned as a tensor: return it as a Python float",
+                               (f"{where}: got {short_repr(value)}.",
+                                "loss.item() gives the float (and lets the graph be freed)."))
+            if not loss_ok:
+                return Failure("the returned loss is not the loss of this batch before the step",
+                               (f"{where}: expected {want_value:.6g}, got {short_repr(value)}.",
+                                "Return loss.item() for the loss computed by the forward pass."))
+            return Failure(f"the loss must be a Python float, got {type(value).__name__}",
+                           (f"{where}.", "Return loss.item()."))
+    return None
+
+
+_STEP_SOLUTION = '''\
+def training_step(model, inputs, targets, loss_fn, optimizer):
+    optimizer.zero_grad()                   # backward() ADDS to .grad: clear last step's gradients
+    loss = loss_fn(model(inputs), targets)  # forward, then the loss
+    loss.backward()                         # gradients of the loss for every parameter
+    optimizer.step()                        # move the parameters
+    return loss.item()                      # a Python float, not a tensor
+'''
+
+register(
+    Exercise(
+        name="training_step",
+        signature="training_step(model, inputs, targets, loss_fn, optimizer) -> loss as a Python float",
+        checker=_step_checker,
+        hints=(
+            "One step of the loop: clear the old gradients, run the model, compute the loss, compute the new "
+            "gradients, update the parameters. Then return the loss.",
+            "loss.backward() adds to each parameter's .grad, so optimizer.zero_grad() must come first; "
+            "optimizer.step() must come after loss.backward(), or it uses stale gradients.",
+            "optimizer.zero_grad(); loss = loss_fn(model(inputs), targets); loss.backward(); optimizer.step(); "
+            "return loss.item() (a float, not a tensor).",
+        ),
+        solution=_STEP_SOLUTION,
     )
 )

@@ -4,6 +4,9 @@
   the loss counts every predicted token (the words and ``<eos>``), as :func:`entropy_floor` does.
 - :func:`pretrain_gpt`: the course's training loop on those batches; :func:`text_windows`:
   random windows of your own text for the same loop.
+- :func:`windowed_lm_batches`, :func:`evaluate_lm_windowed`, :func:`pretrain_windowed_gpt`: the
+  notes' context window k made binding: every token is predicted from at most k tokens before it.
+- :func:`attention_weights`, :func:`event_attention`: what the trained blocks attend to.
 - :func:`finetune_classifier`: the notes' supervised fine-tuning with loss L3 = L2 + λ L1, from a
   pretrained GPT or from scratch, and :func:`classifier_accuracy`.
 
@@ -26,15 +29,18 @@ import torch.nn.functional as F
 
 from .. import _checks
 from .._checks import shape_of
-from ..data.stories import EVENTS, MOODS
+from ..data.stories import EVENTS, FEELINGS, MOODS
 from ..batching import IGNORE_INDEX, epoch_batches, pad_sequences
 from ..gpt import GPT, GPTConfig, GPTForClassification
 from ..tokenizers import WordVocab
 from ..training import evaluating, set_seed, train
+from .transfer import logistic_regression, train_and_select
 
 __all__ = ["encode_stories", "lm_batches", "text_windows", "lm_loss", "evaluate_lm", "pretrain_gpt",
            "encode_examples", "finetune_classifier", "classifier_accuracy", "classifier_predictions", "classifier_loss",
-           "finetune_arm", "linear_probe_arm", "zero_shot_arm", "zero_shot_scores"]
+           "finetune_arm", "linear_probe_arm", "zero_shot_arm", "zero_shot_scores",
+           "windowed_lm_batches", "evaluate_lm_windowed", "pretrain_windowed_gpt", "window_count_loss", "attention_weights",
+           "event_attention"]
 
 
 def _check_texts(name: str, texts, vocab, block_size: int | None) -> None:
@@ -224,21 +230,9 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
     def loss_fn(m, b):
         return m(b[0], labels=b[1], lengths=b[2], lm_weight=lm_weight)[1]
 
-    best = {}   # the lowest validation loss so far, its model and its index among the evaluations
-
-    def keep_best(m):
-        loss = classifier_loss(m, validation, vocab)
-        if not best or loss < best["loss"]:
-            best.update(loss=loss, state=copy.deepcopy(m.state_dict()), index=best.get("calls", 0))
-        best["calls"] = best.get("calls", 0) + 1
-        return {"val_loss": loss}
-
-    history = train(model, batch, loss_fn, steps=steps, lr=lr, weight_decay=0.01, seed=seed, live_plot=False,
-                    progress=False, eval_fn=keep_best if validation is not None else None, eval_every=eval_every)
-    if best:
-        model.load_state_dict(best["state"])
-        model.selected_step, model.validation_loss = history.evals[best["index"]]["step"], best["loss"]
-    return model
+    validation_loss = None if validation is None else (lambda m: classifier_loss(m, validation, vocab))
+    return train_and_select(model, batch, loss_fn, validation_loss, steps=steps, lr=lr, seed=seed,
+                            eval_every=eval_every)
 
 
 def finetune_arm(vocab: WordVocab, *, pretrained: GPT | None = None, config: GPTConfig | None = None,
@@ -269,8 +263,6 @@ def linear_probe_arm(pretrained: GPT, vocab: WordVocab, weight_decays=(1e-3, 1e-
     if not isinstance(pretrained, GPT):
         raise TypeError(f"pretrained must be a GPT, got {type(pretrained).__name__}")
     _checks.check_positive_int("from_end", from_end)
-    from .transfer import logistic_regression
-
     @torch.no_grad()
     def features(examples) -> torch.Tensor:   # (N, d): h_l^m of each story
         ids, lengths = encode_examples([e.words for e in examples], vocab)
@@ -373,3 +365,213 @@ def classifier_accuracy(model: GPTForClassification, examples, vocab: WordVocab)
     """Share of ``examples`` whose predicted class is their label."""
     predicted = classifier_predictions(model, examples, vocab)
     return (predicted == torch.tensor([e.label for e in examples])).float().mean().item()
+
+
+# --- the context window k (上下文窗口) -----------------------------------------------------------
+
+def _check_window(window, block_size: int) -> None:
+    """``window`` k must be an int in [1, block_size]: the model has no position beyond block_size."""
+    _checks.check_positive_int("window", window)
+    if window > block_size:
+        raise ValueError(f"window must be in [1, block_size={block_size}] (the model's positions), got {window}")
+
+
+def _story_rows(texts, vocab: WordVocab) -> list[list[int]]:
+    """Each text as the ids of ``<bos> w_1 ... w_n <eos>``."""
+    return [vocab.encode(words, add_bos=True, add_eos=True) for words in texts]
+
+
+def windowed_lm_batches(texts: Sequence[Sequence[str]], vocab: WordVocab, window: int, batch_size: int = 32,
+                        seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled batches (inputs (B, k), targets (B, k)) of windows of k = ``window`` tokens.
+
+    Every story row ``<bos> w_1 ... w_n <eos>`` is cut into all its windows of k + 1 consecutive
+    tokens (start 0, 1, ...): inputs are the first k, targets the last k. A row of at most k + 1
+    tokens gives one window, padded (``vocab.pad_id`` in the inputs, ``IGNORE_INDEX`` in the
+    targets). So every token is predicted from at most k tokens: the notes'
+    P(u_i | u_{i-k}, ..., u_{i-1}). Texts may be longer than k; window is a positive int,
+    batch_size an int in [1, number of windows], seed an int.
+    """
+    _check_texts("texts", texts, vocab, None)
+    _checks.check_positive_int("window", window)
+    _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_int("seed", seed)
+    pieces = [row[s:s + window + 1] for row in _story_rows(texts, vocab)
+              for s in range(max(1, len(row) - window))]
+    if batch_size > len(pieces):
+        raise ValueError(f"batch_size must be in [1, {len(pieces)}] (the number of windows), got {batch_size}")
+
+    def encode(chunk):
+        return (pad_sequences([p[:-1] for p in chunk], vocab.pad_id, window),
+                pad_sequences([p[1:] for p in chunk], IGNORE_INDEX, window))
+
+    return epoch_batches(pieces, batch_size, encode, seed)
+
+
+@torch.no_grad()
+def evaluate_lm_windowed(model: GPT, texts: Sequence[Sequence[str]], vocab: WordVocab, window: int | None = None,
+                         batch_size: int = 2048) -> float:
+    """Cross-entropy in nats per predicted token, each token seen with at most k = ``window`` tokens.
+
+    Sliding windows of stride 1: a story row ``<bos> w_1 ... w_n <eos>`` of R tokens gives the
+    window of its first k tokens (all k predictions scored), then one window per later token
+    (inputs: the k tokens before it, only the last prediction scored). Every predicted token is
+    scored exactly once, as in :func:`evaluate_lm`, so the two are equal when k is at least the
+    longest row's n + 1 predictions; with k = 1 each token is predicted from the one before it.
+    ``window``: an int in [1, model.config.block_size], default block_size; texts may be longer
+    than the window. Batches of ``batch_size`` windows, each (batch, k).
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    window = model.config.block_size if window is None else window
+    _check_window(window, model.config.block_size)
+    _check_texts("texts", texts, vocab, None)
+    _checks.check_positive_int("batch_size", batch_size)
+    inputs, targets = [], []
+    for row in _story_rows(texts, vocab):
+        inputs.append(row[:-1][:window])                  # the first window: every prediction scored
+        targets.append(row[1:][:window])
+        for t in range(window + 1, len(row)):             # token t, from the k tokens before it
+            inputs.append(row[t - window:t])
+            targets.append([IGNORE_INDEX] * (window - 1) + [row[t]])
+    inputs, targets = pad_sequences(inputs, vocab.pad_id, window), pad_sequences(targets, IGNORE_INDEX, window)
+    total, device = 0.0, next(model.parameters()).device
+    with evaluating(model):
+        for i in range(0, len(inputs), batch_size):
+            logits, _ = model(inputs[i:i + batch_size].to(device))
+            total += F.cross_entropy(logits.flatten(0, 1), targets[i:i + batch_size].to(device).flatten(),
+                                     ignore_index=IGNORE_INDEX, reduction="sum").item()
+    return total / int((targets != IGNORE_INDEX).sum())
+
+
+def pretrain_windowed_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTConfig, *,
+                          steps: int = 300, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
+                          eval_every: int | None = None, live_plot=None, progress: bool = True):
+    """:func:`pretrain_gpt` with a binding context window k = ``config.block_size``; returns (model, history).
+
+    Trains on :func:`windowed_lm_batches` (batch_size windows of k tokens per step) and measures
+    the validation loss with :func:`evaluate_lm_windowed` (every token with at most k tokens
+    before it), so the stories may be longer than block_size. Same optimiser and schedule as
+    :func:`pretrain_gpt`.
+    """
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    _check_texts("train_texts", train_texts, vocab, None)
+    _check_texts("validation_texts", validation_texts, vocab, None)
+    if config.vocab_size < len(vocab):
+        raise ValueError(f"config.vocab_size={config.vocab_size} is smaller than the vocabulary ({len(vocab)} words): "
+                         f"use GPTConfig(vocab_size=len(vocab), ...)")
+    batches = windowed_lm_batches(train_texts, vocab, config.block_size, batch_size, seed=seed)
+    set_seed(seed)
+    model = GPT(config)
+    history = train(model, batches, lm_loss, steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed,
+                    eval_every=eval_every,
+                    eval_fn=lambda m: {"val_loss": evaluate_lm_windowed(m, validation_texts, vocab)},
+                    live_plot=live_plot, progress=progress, desc=f"pretraining GPT, k={config.block_size}")
+    return model, history
+
+
+def window_count_loss(train_texts: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], window: int) -> float:
+    """What counting can do with a window of k tokens: nats per predicted token on ``texts``.
+
+    P(u_i | the k tokens before it) is estimated by counting, in the ``train_texts`` rows
+    ``<bos> w_1 ... w_n <eos>``, how often each k-token context (fewer at the start of a row) was
+    followed by each token: the maximum-likelihood (k+1)-gram model. Its cross-entropy on
+    ``texts``, with every token predicted once as in :func:`evaluate_lm_windowed`, estimates the
+    best loss any model with that window can reach (when the training rows hold every context
+    well). A token never seen after its context gets probability 0: the result is then ``inf``.
+    window: a positive int.
+    """
+    for name, value in (("train_texts", train_texts), ("texts", texts)):
+        if isinstance(value, str) or not isinstance(value, Sequence) or len(value) == 0 \
+                or any(isinstance(w, str) or not isinstance(w, Sequence) for w in value):
+            raise TypeError(f"{name} must be a non-empty list of word lists, got {type(value).__name__}")
+    _checks.check_positive_int("window", window)
+    counts: dict[tuple, dict[str, int]] = {}
+    for words in train_texts:
+        row = ["<bos>", *words, "<eos>"]
+        for i in range(1, len(row)):
+            after = counts.setdefault(tuple(row[max(0, i - window):i]), {})
+            after[row[i]] = after.get(row[i], 0) + 1
+    total, n = 0.0, 0
+    for words in texts:
+        row = ["<bos>", *words, "<eos>"]
+        for i in range(1, len(row)):
+            after = counts.get(tuple(row[max(0, i - window):i]), {})
+            if after.get(row[i], 0) == 0:
+                return math.inf
+            total -= math.log(after[row[i]] / sum(after.values()))
+            n += 1
+    return total / n
+
+
+# --- attention in the trained blocks -------------------------------------------------------------
+
+@torch.no_grad()
+def attention_weights(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """Every block's attention weights on ``idx`` (B, T): a tensor (n_layer, B, n_head, T, T).
+
+    Entry [l, b, h, t, s] is the weight with which position t reads position s in head h of
+    block l + 1: softmax(Q K^T / sqrt(d_k) + mask) of notebooks 01-02, with GPT's causal mask, so
+    it is exactly 0 for s > t and each row sums to 1. Runs in eval mode (no dropout) and gives the
+    model its mode and its blocks their ``need_weights`` back. idx: ids in [0, V), T <= block_size.
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    model._check_hidden_states(idx)
+    saved = [block.need_weights for block in model.blocks]
+    try:
+        for block in model.blocks:
+            block.need_weights = True
+        with evaluating(model):
+            model.hidden_states(idx)
+            return torch.stack([block.attn_weights for block in model.blocks])
+    finally:
+        for block, need in zip(model.blocks, saved):
+            block.need_weights = need
+
+
+_FEELING_WORDS = frozenset(w for mood in MOODS for w in FEELINGS[mood])
+
+
+def _event_positions(i: int, words) -> tuple[int, int, range]:
+    """Positions (in ``<bos> w_1 ...``) of "felt", of the feeling word, and of the event sentence before "<pronoun> felt" (from its pronoun to its "."), for story ``i``."""
+    words = list(words)
+    if "felt" not in words:
+        raise ValueError(f"texts[{i}] has no '<pronoun> felt ...' sentence: {' '.join(words)!r}")
+    felt = words.index("felt")
+    feeling = next((j for j in range(felt + 1, len(words)) if words[j] in _FEELING_WORDS), None)
+    ends = [j for j in range(felt - 1) if words[j] == "."]   # the sentence ends before "<pronoun> felt"
+    if feeling is None or len(ends) < 2 or ends[-1] != felt - 2:
+        raise ValueError(f"texts[{i}] must hold an event sentence, then '<pronoun> felt [very|so] <feeling> .', "
+                         f"got {' '.join(words)!r}")
+    return felt + 1, feeling + 1, range(ends[-2] + 2, ends[-1] + 2)   # + 1 for <bos>
+
+
+@torch.no_grad()
+def event_attention(model: GPT, texts: Sequence[Sequence[str]], vocab: WordVocab, query: str = "felt"):
+    """How much each head reads the event sentence at the feeling sentence; returns (share, uniform).
+
+    For each story (with an event sentence, e.g. "she found a coin ." before "she felt so glad ."),
+    the query position is ``query`` = "felt" (the position of "felt") or "feeling" (the token just
+    before the feeling word, whose output predicts it: "felt" or the adverb). share (n_layer,
+    n_head): the attention weight from the query position onto the event sentence's tokens
+    (pronoun to "."), averaged over the stories. uniform (a float): the same for attention spread
+    evenly over the visible positions (<bos> to the query), |event| / (query + 1), averaged.
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    if query not in ("felt", "feeling"):
+        raise ValueError(f"query must be 'felt' or 'feeling', got {query!r}")
+    _check_texts("texts", texts, vocab, model.config.block_size)
+    where = [_event_positions(i, words) for i, words in enumerate(texts)]
+    ids, _ = vocab.encode_batch(texts, add_bos=True)                         # (N, T); padding at the end
+    weights = torch.cat([attention_weights(model, ids[i:i + 512]) for i in range(0, len(ids), 512)], dim=1)
+    q = torch.tensor([felt if query == "felt" else feeling - 1 for felt, feeling, _ in where])     # (N,)
+    event = torch.zeros(ids.shape, dtype=torch.bool)
+    for n, (_, _, span) in enumerate(where):
+        event[n, list(span)] = True
+    rows = weights.permute(1, 3, 0, 2, 4)[torch.arange(len(ids)), q]         # (N, L, H, T): the query's row
+    share = (rows * event[:, None, None]).sum(-1).mean(0)                    # (L, H)
+    uniform = (event.sum(-1) / (q + 1)).float().mean().item()
+    return share, uniform

@@ -52,7 +52,14 @@ def run(name, fn, capsys):
 
 
 def test_the_exercises_are_registered_in_notebook_order():
-    assert exercise_names() == [SOFT, SDPA, CAUSAL, "gpt_combined_loss", "mlm_masking", "folder_dataset"]
+    assert exercise_names() == [
+        SOFT, SDPA, "key_value_attention", "split_heads", "multi_head_self_attention",          # 01
+        "layer_norm", "add_and_norm", "positional_encoding", CAUSAL, "padding_mask",            # 02
+        "gpt_combined_loss", "lm_inputs_and_targets", "next_token_distribution", "last_token_states",  # 03
+        "mlm_masking", "bert_input", "wordpiece",                                               # 04
+        "folder_dataset", "pad_collate", "training_step",                                       # 05
+    ]
+    assert len(exercise_names()) == 20
 
 
 def _registered_mistakes():

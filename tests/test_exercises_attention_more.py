@@ -11,20 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.exercises import check, get_exercise
+from course_lib.exercises import get_exercise
+from exercise_helpers import run_check as run
 
 KV = "key_value_attention"
 SPLIT = "split_heads"
 MHSA = "multi_head_self_attention"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run(name, fn, capsys):
-    """check() and its printed text."""
-    capsys.readouterr()
-    verdict = check(name, fn)
-    return bool(verdict), capsys.readouterr().out
 
 
 def assert_named(name, fn, phrase, capsys):

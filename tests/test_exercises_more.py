@@ -12,21 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.exercises import check, get_exercise
+from course_lib.exercises import get_exercise
 from course_lib.gpt import GPT, GPTConfig, GPTForClassification
 from course_lib.tasks.gpt import text_windows
+from exercise_helpers import assert_named_mistake, run_check as run
 
 NAMES = ["lm_inputs_and_targets", "next_token_distribution", "last_token_states", "bert_input", "wordpiece",
          "pad_collate", "training_step"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run(name, fn, capsys):
-    """check() and its printed text."""
-    capsys.readouterr()
-    verdict = check(name, fn)
-    return bool(verdict), capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------
@@ -350,13 +344,7 @@ MISTAKES = [
 
 @pytest.mark.parametrize("name, fn, phrase", MISTAKES, ids=[f"{n}-{fn.__name__}" for n, fn, _ in MISTAKES])
 def test_classic_mistake_is_named(name, fn, phrase, capsys):
-    ok, out = run(name, fn, capsys)
-    assert ok is False, out
-    first = out.splitlines()[0]
-    assert first.startswith(f"❌ {name}:"), out
-    assert phrase in first, out
-    assert f'hint("{name}")' in out
-    assert len(out.splitlines()) <= 4
+    assert_named_mistake(name, fn, phrase, capsys)
 
 
 def test_off_by_one_shift_by_two_is_wrong(capsys):

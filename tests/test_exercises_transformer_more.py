@@ -11,30 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.exercises import check, get_exercise
+from course_lib.exercises import get_exercise
 from course_lib.transformer import EncoderLayer
+from exercise_helpers import assert_named_mistake, run_check as run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LN, AN, PE, PAD = "layer_norm", "add_and_norm", "positional_encoding", "padding_mask"
-
-
-def run(name, fn, capsys):
-    """check() and its printed text."""
-    capsys.readouterr()
-    verdict = check(name, fn)
-    return bool(verdict), capsys.readouterr().out
-
-
-def assert_mistake(name, fn, phrase, capsys):
-    ok, out = run(name, fn, capsys)
-    assert ok is False, out
-    first = out.splitlines()[0]
-    assert first.startswith(f"❌ {name}:"), out
-    assert phrase in first, out
-    assert f'hint("{name}")' in out
-    assert len(out.splitlines()) <= 4
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -142,11 +125,11 @@ def test_layer_norm_right_answers_pass(fn, capsys):
     (ln_functional_without_weights, "gamma and beta are not applied"),
 ], ids=lambda x: getattr(x, "__name__", x))
 def test_layer_norm_classic_mistakes(fn, phrase, capsys):
-    assert_mistake(LN, fn, phrase, capsys)
+    assert_named_mistake(LN, fn, phrase, capsys)
 
 
 def test_layer_norm_in_place_change_is_named(capsys):
-    out = assert_mistake(LN, ln_in_place, "changes its input x in place", capsys)
+    out = assert_named_mistake(LN, ln_in_place, "changes its input x in place", capsys)
     assert ".clone()" in out
 
 
@@ -232,11 +215,11 @@ def test_add_and_norm_right_answers_pass(fn, capsys):
     (an_functional_layer_norm, "the norm you were given is not used"),
 ], ids=lambda x: getattr(x, "__name__", x))
 def test_add_and_norm_classic_mistakes(fn, phrase, capsys):
-    assert_mistake(AN, fn, phrase, capsys)
+    assert_named_mistake(AN, fn, phrase, capsys)
 
 
 def test_add_and_norm_in_place_change_is_named(capsys):
-    assert_mistake(AN, an_in_place, "changes its input x in place", capsys)
+    assert_named_mistake(AN, an_in_place, "changes its input x in place", capsys)
 
 
 def test_add_and_norm_learner_calling_the_callables_wrongly_gets_a_verdict(capsys):
@@ -364,13 +347,13 @@ def test_positional_encoding_right_answers_pass(fn, capsys):
     (pe_batched, "extra batch axis"),
 ], ids=lambda x: getattr(x, "__name__", x))
 def test_positional_encoding_classic_mistakes(fn, phrase, capsys):
-    assert_mistake(PE, fn, phrase, capsys)
+    assert_named_mistake(PE, fn, phrase, capsys)
 
 
 @pytest.mark.parametrize("fn, base", [(pe_base_500, "500"), (pe_base_1000, "1000"), (pe_base_1e6, "1e+06")],
                          ids=["500", "1000", "1e6"])
 def test_positional_encoding_names_the_base_it_found(fn, base, capsys):
-    out = assert_mistake(PE, fn, "a base other than 10000", capsys)
+    out = assert_named_mistake(PE, fn, "a base other than 10000", capsys)
     assert f"base ≈ {base}" in out
 
 
@@ -455,7 +438,7 @@ def test_padding_mask_right_answers_pass(fn, capsys):
     (pad_additive, "additive float mask"),
 ], ids=lambda x: getattr(x, "__name__", x))
 def test_padding_mask_classic_mistakes(fn, phrase, capsys):
-    assert_mistake(PAD, fn, phrase, capsys)
+    assert_named_mistake(PAD, fn, phrase, capsys)
 
 
 @pytest.mark.parametrize("fn, got", [(pad_flat, "(3, 6)"), (pad_queries, "(3, 1, 6, 1)")], ids=["flat", "queries"])

@@ -1,7 +1,13 @@
-"""Safe checkpoints: save and load model (and optimizer) state.
+"""Safe checkpoints: save and load model (and optimizer) state, and the random states.
 
     save_checkpoint("runs/gpt.pt", model, optimizer=optimizer, step=600, extra={"lr": 3e-3})
     info = load_checkpoint("runs/gpt.pt", model, optimizer=optimizer)   # {"step": 600, "extra": {...}}
+
+To resume a run exactly, bit for bit, also restore the random states the file holds (the
+random numbers decide dropout masks and batch order, so they are part of "where the run was"):
+
+    save_checkpoint(path, model, optimizer=optimizer, step=20, generators={"order": g})
+    info = load_checkpoint(path, model, optimizer=optimizer, restore_rng=True, generators={"order": g})
 
 Writes are atomic (a crash never leaves half a file behind) and reads use
 ``torch.load(..., weights_only=True)``, so loading a file never runs code from it. A file that
@@ -12,17 +18,20 @@ import numbers
 import os
 import pickle
 import pickletools
+import random
 import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_device, check_writable_path, shape_of
+from ._checks import check_bool, check_device, check_writable_path, shape_of
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint",
+           "rng_state", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "course_lib.checkpoint/1"  # the "format" entry of every file; load refuses others
 
@@ -67,14 +76,208 @@ def _check_plain(value, where: str, inside: tuple = ()):
         "so that it loads with weights_only=True. Convert it first, e.g. tensor.tolist() or float(x)")
 
 
-def save_checkpoint(path, model, *, optimizer=None, step=None, extra: dict | None = None) -> Path:
+# -----------------------------------------------------------------------------
+# random states
+
+
+def _check_generators(generators) -> dict:
+    """``generators`` must be None or a dict from str names to torch.Generator; returns a dict."""
+    if generators is None:
+        return {}
+    if type(generators) is not dict:
+        raise TypeError(f"generators must be a dict of names to torch.Generator objects, e.g. "
+                        f"{{'loader': g}}, or None, got {type(generators).__name__}")
+    for name, g in generators.items():
+        if type(name) is not str:
+            raise TypeError(f"generators has a key {name!r} of type {type(name).__name__}; keys must be str names")
+        if not isinstance(g, torch.Generator):
+            raise TypeError(f"generators[{name!r}] must be a torch.Generator, got {type(g).__name__}")
+    return generators
+
+
+def rng_state(generators: dict | None = None) -> dict:
+    """The random states a training run depends on, as tensors and plain data.
+
+    generators: optional dict ``{name: torch.Generator}``, e.g. ``{"loader": g}`` for the
+                generator a ``DataLoader(shuffle=True, generator=g)`` draws its order from
+
+    Returns a dict that ``torch.load(weights_only=True)`` can read back:
+
+    - ``"python"``: Python's ``random`` (``{"version": int, "state": int64 tensor (625,),
+      "gauss_next": float or None}``)
+    - ``"numpy"``: NumPy's global ``np.random`` (``{"name": "MT19937", "keys": int64 tensor
+      (624,), "pos": int, "has_gauss": int, "cached_gaussian": float}``); generators made with
+      ``np.random.default_rng()`` are separate objects and not included
+    - ``"torch"``: torch's CPU random state, uint8 tensor (5056,) (dropout on the CPU,
+      ``torch.randint``, ``torch.randn``, weight initialisation)
+    - ``"cuda"``: list with one uint8 tensor per GPU, ``[]`` when CUDA has not been used in
+      this process (asking would start CUDA, slowly, for nothing)
+    - ``"mps"``: uint8 tensor, Apple's GPU random state, or None where there is no MPS
+    - ``"generators"``: ``{name: uint8 tensor}``, the state of each generator passed
+
+    ``set_rng_state`` puts them back.
+    """
+    generators = _check_generators(generators)
+    py_version, py_state, gauss_next = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
+    cuda = []
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        cuda = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    mps = torch.mps.get_rng_state().cpu() if torch.backends.mps.is_available() else None
+    return {
+        # Python's and NumPy's states are tuples holding ints and a uint32 array, which a
+        # weights_only load refuses as objects: they go in as int64 tensors and plain values.
+        "python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": None if gauss_next is None else float(gauss_next)},
+        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+        "mps": mps,
+        "generators": {name: g.get_state() for name, g in generators.items()},
+    }
+
+
+class _BadState(Exception):
+    """A random state that cannot be restored; the message says which part and why."""
+
+
+def _uint8_vector(value, where: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1:
+        raise _BadState(f"{where} must be a 1-D uint8 tensor, got "
+                        + (f"dtype {value.dtype}, shape {shape_of(value)}" if isinstance(value, torch.Tensor)
+                           else type(value).__name__))
+    return value.cpu()  # torch sets random states only from CPU tensors (map_location may say otherwise)
+
+
+def _prepared(state, generators: dict) -> dict:
+    """Check ``state`` (what ``rng_state`` returns) against this machine and ``generators``
+    without changing any random state: each part is tried on a throwaway generator first.
+    Returns the values ready to set; raises _BadState naming what does not fit."""
+    if not isinstance(state, dict) or not {"python", "numpy", "torch"} <= set(state):
+        raise _BadState("the random states must be a dict with 'python', 'numpy' and 'torch' entries "
+                        "(what rng_state() returns)")
+    ready = {}
+    py = state["python"]
+    try:
+        if py["state"].dtype != torch.int64:
+            raise TypeError(f"state has dtype {py['state'].dtype}, not torch.int64")
+        py_state = tuple(int(v) for v in py["state"].tolist())
+        ready["python"] = (py["version"], py_state, py["gauss_next"])
+        random.Random().setstate(ready["python"])
+    except Exception as e:
+        raise _BadState(f"Python's random state does not fit ({type(e).__name__}: {e})") from None
+    npy = state["numpy"]
+    try:
+        if npy["keys"].dtype != torch.int64:
+            raise TypeError(f"keys have dtype {npy['keys'].dtype}, not torch.int64")
+        keys = npy["keys"].cpu().numpy()
+        if keys.min(initial=0) < 0 or keys.max(initial=0) >= 2**32:
+            raise ValueError("keys outside 0 .. 2**32 - 1")
+        ready["numpy"] = (npy["name"], keys.astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+        np.random.RandomState().set_state(ready["numpy"])
+    except Exception as e:
+        raise _BadState(f"NumPy's random state does not fit ({type(e).__name__}: {e})") from None
+    ready["torch"] = _uint8_vector(state["torch"], "torch's CPU random state")
+    try:
+        torch.Generator().set_state(ready["torch"])
+    except Exception as e:
+        raise _BadState(f"torch's CPU random state does not fit ({type(e).__name__})") from None
+    cuda = state.get("cuda") or []
+    if not isinstance(cuda, (list, tuple)):
+        raise _BadState(f"the CUDA random states must be a list of tensors, got {type(cuda).__name__}")
+    ready["cuda"] = [_uint8_vector(s, f"the random state of GPU {i}") for i, s in enumerate(cuda)]
+    mps = state.get("mps")
+    ready["mps"] = None if mps is None else _uint8_vector(mps, "Apple's GPU (mps) random state")
+
+    saved = state.get("generators") or {}
+    if not isinstance(saved, dict):
+        raise _BadState(f"the generators' states must be a dict, got {type(saved).__name__}")
+    missing, unused = sorted(set(generators) - set(saved)), sorted(set(saved) - set(generators))
+    if missing:
+        raise _BadState(f"generators names {missing}, but the states saved are for {sorted(saved)}: "
+                        "pass the same names as when it was saved")
+    if unused:
+        # Restoring only part of the randomness would resume inexactly without a word.
+        raise _BadState(f"the states of generators {unused} were saved too: pass them, e.g. "
+                        f"generators={{{unused[0]!r}: g}}, so that they continue where they stopped")
+    ready["generators"] = {}
+    for name, g in generators.items():
+        value = _uint8_vector(saved[name], f"the state of generator {name!r}")
+        if value.numel() != g.get_state().numel():
+            raise _BadState(f"the state saved for generator {name!r} has {value.numel()} bytes, but the "
+                            f"generator passed ({g.device}) has {g.get_state().numel()}: pass a generator "
+                            "of the same kind (device) as when it was saved")
+        try:
+            torch.Generator(device=g.device).set_state(value)
+        except Exception as e:
+            raise _BadState(f"the state saved for generator {name!r} does not fit it ({type(e).__name__})") from None
+        ready["generators"][name] = value
+    return ready
+
+
+def _apply(ready: dict, generators: dict) -> None:
+    """Set every random state from ``_prepared``'s values (which are known to fit)."""
+    random.setstate(ready["python"])
+    np.random.set_state(ready["numpy"])
+    torch.set_rng_state(ready["torch"])
+    if ready["cuda"]:
+        if torch.cuda.is_available():
+            for index, value in enumerate(ready["cuda"][:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(value, index)
+        else:
+            warnings.warn("the GPU random states were not restored: this machine has no GPU (CUDA). "
+                          "The run continues on the CPU, whose random numbers differ from the GPU's anyway, "
+                          "so it will not repeat the GPU run bit for bit.", RuntimeWarning, stacklevel=3)
+    if ready["mps"] is not None:
+        if torch.backends.mps.is_available():
+            torch.mps.set_rng_state(ready["mps"])
+        else:
+            warnings.warn("Apple's GPU (mps) random state was not restored: this machine has no MPS. "
+                          "The run will not repeat the MPS run bit for bit.", RuntimeWarning, stacklevel=3)
+    for name, g in generators.items():
+        g.set_state(ready["generators"][name])
+
+
+def set_rng_state(state: dict, generators: dict | None = None) -> None:
+    """Put back the random states ``rng_state(generators)`` returned.
+
+    state:      the dict ``rng_state`` returned (or ``torch.load(path)["rng"]`` of a checkpoint)
+    generators: the same names as when the state was taken, each with a torch.Generator
+                of the same kind (e.g. a fresh ``torch.Generator()`` for the new DataLoader):
+                its state is overwritten
+
+    Everything is checked before any state changes: a state that does not fit raises
+    ``ValueError`` saying which part, and then nothing was changed. GPU states this
+    machine has no GPU for are skipped with a ``RuntimeWarning``.
+    """
+    generators = _check_generators(generators)
+    try:
+        ready = _prepared(state, generators)
+    except _BadState as e:
+        raise ValueError(f"state cannot be restored: {e}") from None
+    _apply(ready, generators)
+
+
+# -----------------------------------------------------------------------------
+# save and load
+
+
+def save_checkpoint(path, model, *, optimizer=None, step=None, extra: dict | None = None,
+                    rng: bool = True, generators: dict | None = None) -> Path:
     """Save model (and optimizer) state to ``path``; return the path.
 
-    model:     nn.Module, its state_dict is saved
-    optimizer: optional torch.optim.Optimizer, its state_dict is saved (to resume training)
-    step:      optional int, e.g. the number of optimizer updates done
-    extra:     optional dict of plain Python values (str, int, float, bool, None, lists and
-               dicts of them): hyperparameters, the loss history, ...
+    model:      nn.Module, its state_dict is saved
+    optimizer:  optional torch.optim.Optimizer, its state_dict is saved (to resume training)
+    step:       optional int, e.g. the number of optimizer updates done
+    extra:      optional dict of plain Python values (str, int, float, bool, None, lists and
+                dicts of them): hyperparameters, the loss history, ...
+    rng:        bool (default True), also save the random states (``rng_state``): Python's
+                ``random``, NumPy's, torch's CPU state and each GPU's. A few kilobytes; what
+                ``load_checkpoint(..., restore_rng=True)`` needs to resume bit for bit
+    generators: optional dict ``{name: torch.Generator}`` of your own generators to save
+                with them, e.g. ``{"loader": g}`` for ``DataLoader(..., shuffle=True,
+                generator=g)``; needs ``rng=True``
 
     The file holds only tensors and plain data, so ``torch.load(path, weights_only=True)``
     reads it. The write is atomic: the data goes to a temporary file in the same folder,
@@ -100,6 +303,11 @@ def save_checkpoint(path, model, *, optimizer=None, step=None, extra: dict | Non
     if type(extra) is not dict:
         raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
     _check_plain(extra, "extra")
+    check_bool("rng", rng)
+    generators = _check_generators(generators)
+    if generators and not rng:
+        raise ValueError("generators= are saved with the other random states: pass rng=True (the default) "
+                         "or leave generators out")
 
     content = {
         "format": CHECKPOINT_FORMAT,
@@ -108,6 +316,8 @@ def save_checkpoint(path, model, *, optimizer=None, step=None, extra: dict | Non
         "step": int(step) if step is not None else None,
         "extra": extra,
     }
+    if rng:  # an optional entry: files without it (older ones, rng=False) keep loading
+        content["rng"] = rng_state(generators)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Same folder as the target: os.replace is only atomic within one file system.
@@ -207,21 +417,33 @@ def _readable_on_cpu(path: Path) -> bool:
         return False
 
 
-def load_checkpoint(path, model, *, optimizer=None, map_location="cpu") -> dict:
+def load_checkpoint(path, model, *, optimizer=None, map_location="cpu", restore_rng: bool = False,
+                    generators: dict | None = None) -> dict:
     """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``optimizer``).
 
     map_location: where the file's tensors are read to before they are copied into the
                   model: "cpu" (default), "cuda", "cuda:<index>" or "mps", a device this
                   machine has (a str or a torch.device), or None (where they were saved)
+    restore_rng:  bool (default False), also put back the random states saved with the file
+                  (Python's ``random``, NumPy's, torch's CPU state and each GPU's), so a resumed
+                  run draws the same dropout masks and batches as an uninterrupted one. Off by
+                  default: loading weights to look at them should not rewind the random
+                  numbers the rest of your code draws
+    generators:   with ``restore_rng=True``, a dict ``{name: torch.Generator}`` with the same
+                  names as were saved, e.g. the generator of the new DataLoader; each one's
+                  state is overwritten with the saved one
 
     Returns ``{"step": int or None, "extra": dict}``.
 
-    Raises TypeError for a path, model, optimizer or map_location of the wrong type,
-    ValueError for a map_location this machine does not have or a path that is a folder,
+    Raises TypeError for a path, model, optimizer, map_location or generators of the wrong
+    type, ValueError for a map_location this machine does not have or a path that is a folder,
     FileNotFoundError when there is no file at ``path``, and CheckpointError when the file
     is damaged, is not a course checkpoint, holds Python objects other than tensors and
-    plain data (refused without running anything), or does not match the model (the
-    message lists the keys that differ). The model is only changed when everything fits.
+    plain data (refused without running anything), does not match the model (the message
+    lists the keys that differ), or, with ``restore_rng=True``, holds no random states (it
+    was saved with ``rng=False`` or before they were saved) or other generators than those
+    passed. Nothing (model, optimizer, random states) is changed unless everything fits.
+    GPU random states this machine has no GPU for are skipped with a ``RuntimeWarning``.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or a pathlib.Path naming a checkpoint file, "
@@ -232,6 +454,11 @@ def load_checkpoint(path, model, *, optimizer=None, map_location="cpu") -> dict:
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
     device = None if map_location is None else check_device("map_location", map_location)
+    check_bool("restore_rng", restore_rng)
+    generators = _check_generators(generators)
+    if generators and not restore_rng:
+        raise ValueError("generators= are restored together with the other random states: "
+                         "pass restore_rng=True as well (or leave generators out)")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"path={str(path)!r} is a folder, not a checkpoint file: name the file inside it")
@@ -283,6 +510,19 @@ def load_checkpoint(path, model, *, optimizer=None, map_location="cpu") -> dict:
             + "\n  ".join(problems[:5]) + more
             + "\nBuild the model with the same sizes as when it was saved, or re-run the training cell.")
 
+    ready = None
+    if restore_rng:  # checked now, set last: a file that does not fit changes nothing
+        if content.get("rng") is None:
+            raise CheckpointError(
+                f"the checkpoint {path} holds no random states (it was saved with rng=False, or by an "
+                "older version of the course), so restore_rng=True cannot resume the run exactly. Load it "
+                "without restore_rng=True (the run then continues with other random numbers: other dropout "
+                "masks, another batch order), or re-run the training cell to write a checkpoint with them.")
+        try:
+            ready = _prepared(content["rng"], generators)
+        except _BadState as e:
+            raise CheckpointError(f"the random states in {path} cannot be restored: {e}") from None
+
     # The optimizer first: if its state does not fit, the model is still untouched.
     if optimizer is not None:
         if content.get("optimizer") is None:
@@ -297,4 +537,6 @@ def load_checkpoint(path, model, *, optimizer=None, map_location="cpu") -> dict:
         model.load_state_dict(content["model"], strict=True)
     except Exception as e:
         raise CheckpointError(f"the checkpoint {path} does not fit this model: {e}") from e
+    if ready is not None:
+        _apply(ready, generators)
     return {"step": content.get("step"), "extra": content.get("extra") or {}}

@@ -8,8 +8,8 @@
   (``viz.LiveLossPlot``); with ``checkpoint_path`` it saves a checkpoint at the end
   (``checkpoints.save_checkpoint``).
 - ``History`` is what ``train`` returns: every training loss and every evaluation.
-- ``set_seed``, ``default_device`` / ``get_device``, ``evaluating(model)``, ``cosine_factor``:
-  the pieces around it.
+- ``set_seed``, ``get_device`` / ``default_device`` (the environment variable ``COURSE_DEVICE``
+  overrides its choice), ``evaluating(model)``, ``cosine_factor``: the pieces around it.
 
 Step numbering: a step index is the number of optimizer updates the model had received
 when the value was measured. The training loss of step ``s`` (``s = 0 .. steps-1``) is
@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import math
 import numbers
+import os
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -59,18 +60,53 @@ def set_seed(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def default_device() -> torch.device:
-    """``cuda`` when a GPU is available, else ``cpu``.
+DEVICE_VARIABLE = "COURSE_DEVICE"  # the environment variable that overrides get_device()'s choice
 
-    Apple's ``mps`` is never picked automatically: some operations the course uses are
-    missing or slower there, and results would differ from everyone else's. Pass
-    ``torch.device("mps")`` explicitly to try it.
+
+def get_device() -> torch.device:
+    """The device the course's models and batches go to: ``COURSE_DEVICE`` if set, else the
+    best one this machine has: ``cuda`` (an NVIDIA GPU), else ``mps`` (Apple silicon's GPU),
+    else ``cpu``.
+
+        device = get_device()
+        model = MyModel().to(device)            # the parameters move once
+        x = x.to(device)                        # every batch follows them
+
+    Set the environment variable ``COURSE_DEVICE`` to choose yourself, e.g. ``cpu`` to force the
+    CPU on a machine with a GPU (``COURSE_DEVICE=cpu jupyter lab`` in a Linux or macOS shell,
+    ``$env:COURSE_DEVICE = "cpu"`` in PowerShell, ``set COURSE_DEVICE=cpu`` in cmd), or
+    ``cuda:1`` for a second GPU. It must name a device this machine has (checked like every
+    ``device`` argument of the course); anything else raises ``ValueError`` naming the
+    variable. An empty value counts as not set. It is read at every call, so
+    ``os.environ["COURSE_DEVICE"] = "cpu"`` in a notebook works from the next call on.
+
+    Why MPS is picked: on a Mac with Apple silicon the GPU is often much faster for the larger
+    models (a learner's laptop has no NVIDIA GPU). What may differ there: a few operations are
+    missing (set ``PYTORCH_ENABLE_MPS_FALLBACK=1`` to run them on the CPU), float64 is not
+    supported, the last digits of results differ from the CPU's (different kernels, like on a
+    GPU), and tiny models can be slower than on the CPU (each operation costs a GPU launch).
+    The course never needs a GPU: every result a notebook asserts holds on the CPU; if
+    something fails on MPS or CUDA, ``COURSE_DEVICE=cpu`` is the way back.
+
+    ``default_device`` is the same function under the name the library used first.
     """
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    value = os.environ.get(DEVICE_VARIABLE, "").strip()
+    if value:
+        try:
+            return check_device(DEVICE_VARIABLE, value)
+        except ValueError as e:
+            raise ValueError(f"the environment variable {DEVICE_VARIABLE}={value!r} does not name a device this "
+                             f"machine can use ({e}). Set it to 'cpu', 'cuda', 'cuda:<index>' or 'mps', or unset "
+                             "it to let get_device() choose") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
-# the name the PyTorch-basics notebook teaches; one function, two names
-get_device = default_device
+# one function, two names: the library's first name for it, still used by tests and notebooks
+default_device = get_device
 
 
 def evaluating(model: nn.Module):
@@ -322,8 +358,9 @@ def train(model, batches, loss_fn, *, steps, lr=1e-3, optimizer=None, weight_dec
     plot_every:     int, the live plot is redrawn every ``plot_every`` steps and at the end
     progress:       bool, show a tqdm progress bar
     desc:           str, label of the progress bar and title of the live plot
-    checkpoint_path: optional path; at the end the model, optimizer, step and history are
-                    saved there with save_checkpoint
+    checkpoint_path: optional path; at the end the model, optimizer, step, history and the
+                    random states are saved there with save_checkpoint (resume with
+                    load_checkpoint(..., restore_rng=True) and train(..., seed=None))
     schedule:       "constant" (lr throughout) or "cosine" (warm up linearly over the first
                     5% of the steps, then decay along a cosine to 0.1 * lr): short runs
                     reach a lower loss with a large lr early and a small one at the end

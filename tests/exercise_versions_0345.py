@@ -5,6 +5,7 @@ signature, must pass the exercise's checker.
 """
 
 from course_lib.data.folders import pad_collate
+from course_lib.data.images import to_chw_float
 from course_lib.gpt import next_token_probs
 from course_lib.tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
 
@@ -42,11 +43,17 @@ def pad_collate_by_library(batch, pad_id):
     return ids, labels, lengths
 
 
+def hwc_to_chw_by_to_chw_float(image):
+    """to_chw_float takes a PIL image or an (H, W, C) uint8 array, the exercise's (H, W, 3) arrays among them."""
+    return to_chw_float(image)
+
+
 LIBRARY_VERSIONS = {
     "next_token_distribution": next_token_probs,
     "bert_input": bert_input_by_encode,
     "wordpiece": wordpiece_by_tokenizer,
     "pad_collate": pad_collate_by_library,
+    "hwc_to_chw": hwc_to_chw_by_to_chw_float,
 }
 
 NO_LIBRARY_VERSION = {

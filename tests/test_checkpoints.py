@@ -5,6 +5,7 @@ Every model here is tiny (nn.Linear on a synthetic regression), so the file runs
 
 import os
 import pickle
+import random
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from torch import nn
 
 from regression_task import IN, OUT, as_batches, make_data, make_model, mse
 
-from course_lib.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from course_lib.checkpoints import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from course_lib.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,8 +62,13 @@ def test_checkpoint_loads_with_plain_weights_only_torch_load(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", model, optimizer=opt, step=5, extra=EXTRA)
     content = torch.load(path, weights_only=True)
     assert content["format"] == "course_lib.checkpoint/1"
-    assert set(content) == {"format", "model", "optimizer", "step", "extra"}
+    assert set(content) == {"format", "model", "optimizer", "step", "extra", "rng"}
     assert content["step"] == 5 and content["extra"] == EXTRA
+    rng = content["rng"]  # the random states, as tensors and plain values
+    assert rng["python"]["state"].shape == (625,) and rng["python"]["state"].dtype == torch.int64
+    assert rng["numpy"]["keys"].shape == (624,) and rng["numpy"]["name"] == "MT19937"
+    assert rng["torch"].dtype == torch.uint8 and torch.equal(rng["torch"], torch.get_rng_state())
+    assert rng["generators"] == {}
 
 
 def test_checkpoint_without_optimizer_or_extra(tmp_path):
@@ -258,3 +264,214 @@ def test_optimizer_mismatch_raises_checkpoint_error(tmp_path):
 def test_missing_file_raises_file_not_found_naming_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         load_checkpoint(tmp_path / "nowhere.pt", make_model())
+
+
+# -----------------------------------------------------------------------------
+# random states
+
+
+def draws():
+    """The next numbers of every global random source (drawing them moves the states on)."""
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+
+def assert_same_states(a: dict, b: dict):
+    assert a["python"]["gauss_next"] == b["python"]["gauss_next"]
+    assert torch.equal(a["python"]["state"], b["python"]["state"])
+    assert torch.equal(a["numpy"]["keys"], b["numpy"]["keys"]) and a["numpy"]["pos"] == b["numpy"]["pos"]
+    assert torch.equal(a["torch"], b["torch"])
+
+
+def test_rng_state_and_set_rng_state_rewind_every_source():
+    g = torch.Generator().manual_seed(5)
+    random.gauss(0, 1), np.random.standard_normal()  # cached Gaussians are part of the state too
+    state = rng_state({"loader": g})
+    expected = draws() + (random.gauss(0, 1), float(np.random.standard_normal()), torch.rand(2, generator=g).tolist())
+    draws(), torch.rand(5, generator=g)  # move everything on
+    set_rng_state(state, {"loader": g})
+    assert draws() + (random.gauss(0, 1), float(np.random.standard_normal()),
+                      torch.rand(2, generator=g).tolist()) == expected
+
+
+def test_load_restores_the_random_states_only_when_asked(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", make_model())
+    expected = draws()
+    load_checkpoint(path, make_model())  # restore_rng=False: the random numbers go on
+    assert draws() != expected
+    load_checkpoint(path, make_model(), restore_rng=True)
+    assert draws() == expected
+
+
+def old_checkpoint(path, model):
+    """A file as save_checkpoint wrote it before the random states were saved."""
+    torch.save({"format": "course_lib.checkpoint/1", "model": model.state_dict(), "optimizer": None,
+                "step": 3, "extra": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize("write", ["old", "rng=False"])
+def test_a_checkpoint_without_random_states_loads_but_cannot_restore_them(tmp_path, write):
+    trained_model = trained()[0]
+    if write == "old":
+        path = old_checkpoint(tmp_path / "m.pt", trained_model)
+    else:
+        path = save_checkpoint(tmp_path / "m.pt", trained_model, step=3, rng=False)
+        assert "rng" not in torch.load(path, weights_only=True)
+    assert load_checkpoint(path, make_model(seed=4))["step"] == 3  # loads as before
+
+    model = make_model(seed=4)
+    before_weight, before_states = model.weight.detach().clone(), rng_state()
+    with pytest.raises(CheckpointError, match=r"holds no random states.*rng=False.*without restore_rng=True") as info:
+        load_checkpoint(path, model, restore_rng=True)
+    assert str(path) in str(info.value)
+    assert torch.equal(model.weight, before_weight)  # nothing changed: not the model ...
+    assert_same_states(rng_state(), before_states)  # ... nor the random states
+
+
+def test_generators_must_match_the_saved_names(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    path = save_checkpoint(tmp_path / "m.pt", make_model(), generators={"loader": g})
+    assert torch.equal(torch.load(path, weights_only=True)["rng"]["generators"]["loader"], g.get_state())
+    model, other = make_model(seed=3), torch.Generator().manual_seed(2)
+    before_weight, before_states, before_other = model.weight.detach().clone(), rng_state(), other.get_state()
+    with pytest.raises(CheckpointError, match=r"generators \['loader'\] were saved too.*generators=\{'loader': g\}"):
+        load_checkpoint(path, model, restore_rng=True)
+    with pytest.raises(CheckpointError, match=r"generators names \['order'\].*saved are for \['loader'\]"):
+        load_checkpoint(path, model, restore_rng=True, generators={"loader": other, "order": torch.Generator()})
+    assert torch.equal(model.weight, before_weight) and torch.equal(other.get_state(), before_other)
+    assert_same_states(rng_state(), before_states)
+    load_checkpoint(path, model, restore_rng=True, generators={"loader": other})
+    assert torch.equal(other.get_state(), g.get_state())
+
+
+def tampered(path, change):
+    """A checkpoint whose random states were changed by ``change(rng_dict)``."""
+    content = torch.load(save_checkpoint(path, make_model()), weights_only=True)
+    change(content["rng"])
+    torch.save(content, path)
+    return path
+
+
+@pytest.mark.parametrize("change, part", [
+    (lambda r: r.update(torch=torch.zeros(3, dtype=torch.uint8)), "torch's CPU random state"),
+    (lambda r: r.update(torch=torch.zeros(5056)), "torch's CPU random state must be a 1-D uint8"),
+    (lambda r: r["python"].update(state=torch.zeros(3, dtype=torch.int64)), "Python's random state"),
+    (lambda r: r["numpy"].update(keys=torch.full((624,), -1)), "NumPy's random state"),
+    (lambda r: r["numpy"].update(keys="abc"), "NumPy's random state"),
+    (lambda r: r["numpy"].update(keys=r["numpy"]["keys"].double()), "NumPy's random state.*float64"),
+    (lambda r: r["python"].update(state=r["python"]["state"].float()), "Python's random state.*float32"),
+    (lambda r: r.update(cuda="not a list"), "CUDA random states must be a list"),
+    (lambda r: r.update(generators=[1]), "generators' states must be a dict"),
+    (lambda r: r.clear(), "'python', 'numpy' and 'torch'"),
+])
+def test_damaged_random_states_raise_checkpoint_error_and_change_nothing(tmp_path, change, part):
+    path = tampered(tmp_path / "m.pt", change)
+    model = make_model(seed=6)
+    before_weight, before_states = model.weight.detach().clone(), rng_state()
+    with pytest.raises(CheckpointError, match=part):
+        load_checkpoint(path, model, restore_rng=True)
+    assert torch.equal(model.weight, before_weight)
+    assert_same_states(rng_state(), before_states)
+    load_checkpoint(path, model)  # the weights themselves still load
+
+
+def test_a_generator_of_another_kind_is_refused(tmp_path):
+    path = tampered(tmp_path / "m.pt", lambda r: r.update(generators={"g": torch.zeros(16, dtype=torch.uint8)}))
+    g = torch.Generator()  # a CPU generator's state has 5056 bytes; a CUDA one's has 16
+    with pytest.raises(CheckpointError, match=r"generator 'g' has 16 bytes.*has 5056"):
+        load_checkpoint(path, make_model(), restore_rng=True, generators={"g": g})
+
+
+def test_set_rng_state_refuses_what_is_not_a_state_and_changes_nothing():
+    before = rng_state()
+    bad = rng_state()
+    bad["torch"] = torch.zeros(10, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="state cannot be restored: torch's CPU random state"):
+        set_rng_state(bad)
+    with pytest.raises(ValueError, match="'python', 'numpy' and 'torch'"):
+        set_rng_state({"seed": 0})
+    assert_same_states(rng_state(), before)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(rng="yes"), TypeError, r"\brng must be True or False"),
+    (dict(rng=1), TypeError, r"\brng must be True or False"),
+    (dict(generators=[torch.Generator()]), TypeError, r"generators must be a dict.*got list"),
+    (dict(generators={"a": 3}), TypeError, r"generators\['a'\] must be a torch.Generator, got int"),
+    (dict(generators={1: torch.Generator()}), TypeError, r"generators has a key 1"),
+    (dict(rng=False, generators={"a": torch.Generator()}), ValueError, r"generators=.*rng=True"),
+])
+def test_save_refuses_bad_rng_arguments_before_writing(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        save_checkpoint(tmp_path / "m.pt", make_model(), **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(restore_rng="yes"), TypeError, r"restore_rng must be True or False"),
+    (dict(restore_rng=1), TypeError, r"restore_rng must be True or False"),
+    (dict(generators={"a": torch.Generator()}), ValueError, r"generators=.*restore_rng=True"),
+    (dict(restore_rng=True, generators=(torch.Generator(),)), TypeError, r"generators must be a dict"),
+])
+def test_load_refuses_bad_rng_arguments(tmp_path, kwargs, error, match):
+    path = save_checkpoint(tmp_path / "m.pt", make_model())
+    with pytest.raises(error, match=match):
+        load_checkpoint(path, make_model(), **kwargs)
+
+
+class FakeGpuRng:
+    """Stands in for torch.cuda's / torch.mps's random-state functions on a machine without them."""
+
+    def __init__(self, states):
+        self.states, self.set = states, []
+
+    def get_all(self):
+        return [s.clone() for s in self.states]
+
+    def get(self):
+        return self.states[0].clone()
+
+    def set_one(self, value, device="cuda"):
+        self.set.append((value.clone(), device))
+
+
+def test_gpu_random_states_are_saved_and_restored_where_the_gpu_is(tmp_path, monkeypatch):
+    cuda = FakeGpuRng([torch.full((16,), 1, dtype=torch.uint8), torch.full((16,), 2, dtype=torch.uint8)])
+    mps = FakeGpuRng([torch.full((16,), 3, dtype=torch.uint8)])
+    with monkeypatch.context() as m:  # a machine with two GPUs in use and Apple's GPU
+        m.setattr(torch.cuda, "is_available", lambda: True)
+        m.setattr(torch.cuda, "is_initialized", lambda: True)
+        m.setattr(torch.cuda, "get_rng_state_all", cuda.get_all)
+        m.setattr(torch.backends.mps, "is_available", lambda: True)
+        m.setattr(torch.mps, "get_rng_state", mps.get)
+        path = save_checkpoint(tmp_path / "m.pt", make_model())
+    rng = torch.load(path, weights_only=True)["rng"]
+    assert [s.tolist() for s in rng["cuda"]] == [[1] * 16, [2] * 16] and rng["mps"].tolist() == [3] * 16
+
+    with monkeypatch.context() as m:  # resumed on a machine with one of those GPUs
+        m.setattr(torch.cuda, "is_available", lambda: True)
+        m.setattr(torch.cuda, "device_count", lambda: 1)
+        m.setattr(torch.cuda, "set_rng_state", cuda.set_one)
+        m.setattr(torch.backends.mps, "is_available", lambda: True)
+        m.setattr(torch.mps, "set_rng_state", lambda value: mps.set_one(value, "mps"))
+        load_checkpoint(path, make_model(), restore_rng=True)
+    assert [(v.tolist(), d) for v, d in cuda.set] == [([1] * 16, 0)]  # GPU 0 only: there is no GPU 1
+    assert [(v.tolist(), d) for v, d in mps.set] == [([3] * 16, "mps")]
+
+    # on a machine without them: the CPU states are restored, the GPU ones skipped with a warning
+    expected = draws()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="not restored") as record:
+        load_checkpoint(path, make_model(), restore_rng=True)
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2 and "(mps)" in messages[0] and "GPU random states" in messages[1]
+    assert draws() == expected
+
+
+def test_cuda_states_are_not_asked_for_when_cuda_is_unused(tmp_path, monkeypatch):
+    """Asking for them would start CUDA (slow, and wasteful when the run is on the CPU)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("CUDA was started"))
+    assert rng_state()["cuda"] == []

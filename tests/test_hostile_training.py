@@ -7,7 +7,6 @@ trained, written or allocated before a bad argument is refused. Tiny models only
 import builtins
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +204,24 @@ def test_set_seed_refuses_what_is_not_a_seed(seed):
 def test_default_device_is_one_train_and_to_device_accept():
     assert get_device() == default_device()
     assert to_device(torch.ones(1), default_device()).device.type == default_device().type
+
+
+@pytest.mark.parametrize("value, cuda, mps, why", [
+    ("gpu0", False, False, r"must be one of 'cpu', 'cuda'"),
+    ("meta", False, False, r"must be one of 'cpu', 'cuda'"),
+    ("cuda", False, False, r"no GPU \(CUDA\) is available"),
+    ("cuda:2", True, False, r"asks for GPU 2, but this machine has 1"),
+    ("mps", True, False, r"Apple's GPU \(mps\), which this machine does not have"),
+    ("CPU", False, False, r"must be one of"),  # device names are lower case, as torch spells them
+])
+def test_a_bad_course_device_names_the_variable(monkeypatch, value, cuda, mps, why):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1 if cuda else 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.setenv("COURSE_DEVICE", value)
+    with pytest.raises(ValueError, match=rf"environment variable COURSE_DEVICE={value!r}.*{why}.*unset it") as info:
+        get_device()
+    assert info.value.__cause__ is None  # one message, not a chain of two
 
 
 @pytest.mark.parametrize("model", [None, 3, nn.Linear, {"weight": torch.ones(1)}])

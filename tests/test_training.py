@@ -49,10 +49,43 @@ def test_set_seed_returns_seeded_generator_and_seeds_globals():
     assert (r, n) == (random.random(), np.random.rand())
 
 
-def test_default_device_is_cuda_or_cpu():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
+def test_get_device_on_this_machine(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    expected = ("cuda" if torch.cuda.is_available()
+                else "mps" if torch.backends.mps.is_available() else "cpu")
+    assert get_device() == torch.device(expected)
+    assert default_device is get_device  # one function, two names (notebook 05 teaches get_device)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_get_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert get_device() == torch.device(expected)
     assert default_device() == torch.device(expected)
-    assert get_device() == default_device()  # the name notebook 05 teaches
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("cpu", "cpu"), (" cpu\n", "cpu"), ("cpu:0", "cpu"), ("cuda", "cuda"), ("cuda:1", "cuda:1"), ("mps", "mps"),
+    ("", "cuda"), ("  ", "cuda"),  # empty counts as not set: the automatic choice
+])
+def test_course_device_overrides_the_choice(monkeypatch, value, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with two GPUs and MPS
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setenv("COURSE_DEVICE", value)
+    assert get_device() == torch.device(expected)
+
+
+def test_course_device_is_read_at_every_call(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    monkeypatch.delenv("COURSE_DEVICE")
+    assert get_device() == torch.device("cuda")
 
 
 def test_history_last_eval():

@@ -1,5 +1,6 @@
 """The exercises of notebook 05 (PyTorch basics): ``folder_dataset``, a torch Dataset over class folders;
-``pad_collate``, a collate_fn that right-pads a batch; ``training_step``, one step of the training loop.
+``pad_collate``, a collate_fn that right-pads a batch; ``training_step``, one step of the training loop;
+``hwc_to_chw``, an (H, W, 3) uint8 picture as a (3, H, W) float tensor.
 
 Importing this module registers them.
 """
@@ -413,5 +414,93 @@ register(
             "return loss.item() (a float, not a tensor).",
         ),
         solution=_STEP_SOLUTION,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# hwc_to_chw (notebook 05): a picture as a (3, H, W) float tensor
+# ---------------------------------------------------------------------------
+
+def _chw_reference(image):
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255
+
+
+def _chw_wrong(image, *, mistake):
+    x = torch.from_numpy(image)
+    H, W, C = image.shape
+    if mistake == "reshape":      # the right shape, but the numbers are read in HWC order
+        return x.reshape(C, H, W).float() / 255
+    if mistake == "view":
+        return x.view(C, H, W).float() / 255
+    if mistake == "no_divide":
+        return x.permute(2, 0, 1).float()
+    if mistake == "uint8":
+        return x.permute(2, 0, 1)
+    if mistake == "transposed":   # image.T or permute(2, 1, 0): (3, W, H)
+        return x.permute(2, 1, 0).float() / 255
+    if mistake == "hwc":
+        return x.float() / 255
+    raise ValueError(mistake)
+
+
+def _chw_cases(g: torch.Generator) -> list[Case]:
+    def case(H, W, note=""):
+        image = torch.randint(0, 256, (H, W, 3), generator=g, dtype=torch.uint8).numpy()
+        return Case(f"a ({H}, {W}, 3) uint8 picture", (image,), note)
+
+    # never square, and never 3 pixels on a side, so that H, W and the channels cannot be mixed up unseen
+    return [case(4, 6), case(5, 2), case(8, 11), case(1, 7, "a picture one pixel high")]
+
+
+_CHW_MISTAKES = [
+    Mistake("the shape is right but the pixels are scrambled: reshape / view keep the numbers in memory order "
+            "(H, W, C) and only cut them differently; moving the channel axis to the front needs permute",
+            "torch.from_numpy(image).permute(2, 0, 1): axis 2 (channels) first, then H, then W.",
+            variants=(partial(_chw_wrong, mistake="reshape"), partial(_chw_wrong, mistake="view"))),
+    Mistake("the values are still integers 0..255 (dtype uint8 or another integer type): convert to float and "
+            "divide by 255",
+            "... .float() / 255 gives float32 values in [0, 1].",
+            variants=(partial(_chw_wrong, mistake="uint8"),)),
+    Mistake("the values go up to 255: divide by 255 so that they lie in [0, 1]",
+            "... .float() / 255",
+            variants=(partial(_chw_wrong, mistake="no_divide"),)),
+    Mistake("the result is (3, W, H): H and W are swapped (image.T or permute(2, 1, 0) reverses all axes)",
+            "permute(2, 0, 1): the new axes are the old axis 2, then 0 (H), then 1 (W).",
+            variants=(partial(_chw_wrong, mistake="transposed"),), by_shape=True),
+    Mistake("the picture is still (H, W, 3), channels last: move the channels to the front",
+            "torch.from_numpy(image).permute(2, 0, 1) turns (H, W, 3) into (3, H, W).",
+            variants=(partial(_chw_wrong, mistake="hwc"),), by_shape=True),
+]
+
+_CHW_SOLUTION = '''\
+import torch
+
+
+def hwc_to_chw(image):
+    x = torch.from_numpy(image)     # (H, W, 3) uint8, the same memory as the array
+    x = x.permute(2, 0, 1)          # (3, H, W): channels first, as nn.Conv2d wants
+    return x.float() / 255          # float32 in [0, 1]
+'''
+
+register(
+    Exercise(
+        name="hwc_to_chw",
+        signature="hwc_to_chw(image: (H, W, 3) uint8 numpy array) -> (3, H, W) float32 tensor in [0, 1]",
+        checker=OutputChecker(
+            outputs=("chw",),
+            reference=_chw_reference,
+            make_cases=_chw_cases,
+            mistakes=_CHW_MISTAKES,
+            check_dtype=True,
+        ),
+        hints=(
+            "PIL and NumPy store a picture channels last, (H, W, 3); PyTorch's nn.Conv2d wants channels first, "
+            "(3, H, W), and float values, not the 8-bit integers 0..255.",
+            "torch.from_numpy(image) gives a uint8 tensor of the same shape. Reorder its axes with permute "
+            "(not reshape or view: they would keep the numbers in the old order).",
+            "torch.from_numpy(image).permute(2, 0, 1) is (3, H, W); then .float() / 255 gives float32 in [0, 1].",
+        ),
+        solution=_CHW_SOLUTION,
     )
 )

@@ -4,6 +4,8 @@
 - ``translation``: the Chinese-English corpus (notebooks 01, 02, 05).
 - ``folders``: a folder of labelled text files as a PyTorch Dataset (notebook 05); import it
   from ``course_lib.data.folders`` (it needs torch, the corpora do not).
+- ``images``: a drawn folder of ant and bee pictures and the Dataset that reads it (notebook 05);
+  import it from ``course_lib.data.images``.
 """
 
 from .stories import (FEELINGS, MOOD_TEXTS_PER_MOOD, MOODS, NOTES_STORY, MoodExample, MoodTask, Story, StoryCorpus,

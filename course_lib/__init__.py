@@ -22,7 +22,7 @@ Data and recipes
 Training
 - ``training``: the one training loop, seeds, devices, ``evaluating(model)``
 - ``batching``: ``IGNORE_INDEX``, padding, shuffled epochs, moving batches to a device
-- ``checkpoints``: safe saving and resuming; ``logs``: TensorBoard logs read back
+- ``checkpoints``: safe saving and resuming; ``logs``: TensorBoard logs read back offline; the real board started and stopped
 
 Looking and practising
 - ``viz``: pure plotting functions and the live loss plot

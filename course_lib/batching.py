@@ -5,6 +5,7 @@
 - ``pad_sequences``: a list of variable-length id lists -> one right-padded (B, T) tensor.
 - ``epoch_batches``: endless mini-batches of a list of examples, reshuffled every epoch.
 - ``to_device``: move every tensor of a (nested) batch to a device.
+- ``model_device``: where a model's parameters live, the device its inputs must go to.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from ._checks import check_device
 
-__all__ = ["IGNORE_INDEX", "pad_sequences", "epoch_batches", "to_device"]
+__all__ = ["IGNORE_INDEX", "pad_sequences", "epoch_batches", "to_device", "model_device"]
 
 IGNORE_INDEX = -100
 
@@ -146,3 +147,11 @@ def _move(batch, device: torch.device):
     if isinstance(batch, (tuple, list)):
         return type(batch)(_move(v, device) for v in batch)
     return batch
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any): the device its inputs
+    must be moved to before it runs (``ids.to(model_device(model))``). The course's task and widget
+    functions run a model wherever it is, and bring what they return back to the CPU."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")

@@ -144,7 +144,7 @@ def gpt_figures(out_dir: pathlib.Path, steps: int = 600, seed: int = 0) -> list[
                                               live_plot=False, progress=False)
     floor = entropy_floor(corpus.validation)
     feelings = list(FEELINGS["happy"]) + list(FEELINGS["sad"])
-    e = torch.nn.functional.normalize(model.wte.weight[torch.tensor(vocab.encode(feelings))].detach(), dim=-1)
+    e = torch.nn.functional.normalize(model.wte.weight.detach().cpu()[torch.tensor(vocab.encode(feelings))], dim=-1)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True,
                                    gridspec_kw={"width_ratios": [1.2, 1]})
     ax1.plot(history.steps, history.losses, alpha=0.4, label="training loss")

@@ -203,7 +203,8 @@ class GPT(nn.Module):
         block_size are cropped to the last block_size tokens. With ``stop_token`` (an id in [0, V)),
         stops once every row has produced it. The model runs in eval mode (no dropout), then gets its
         mode back. idx must hold at least one row of at least one token; temperature must be a
-        finite number > 0; top_k a positive int or None.
+        finite number > 0; top_k a positive int or None. The model runs on idx's device (put idx on
+        the model's); with a CPU ``generator`` the sampling itself runs on the CPU.
 
         use_cache: True (default) keeps every block's keys and values (:meth:`new_cache`): the
         prompt runs once, then each step runs the newest token only. False re-runs the whole
@@ -225,7 +226,13 @@ class GPT(nn.Module):
                     h = self.hidden_states(idx[:, len(cache[0]):], cache)
                 logits = self.lm_head(h[:, -1:])  # (B, 1, V)
                 probs = next_token_probs(logits[:, -1], temperature, top_k)  # (B, V)
-                nxt = torch.multinomial(probs, 1, generator=generator)     # (B, 1)
+                if generator is not None and generator.device != probs.device:
+                    # torch.multinomial needs the generator on the probabilities' device: sample where
+                    # the generator is (the CPU for torch.Generator()), so a seed gives the same tokens
+                    # on every device, then bring them back to the model.
+                    nxt = torch.multinomial(probs.to(generator.device), 1, generator=generator).to(idx.device)
+                else:
+                    nxt = torch.multinomial(probs, 1, generator=generator)     # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)
                 if stop_token is not None:
                     done |= nxt[:, 0] == stop_token

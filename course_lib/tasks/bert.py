@@ -14,6 +14,12 @@
   :func:`course_lib.data.ceilings.mlm_ceiling`.
 
 Shapes: B batch, T tokens per row.
+
+Devices: :func:`pretrain_bert` and :func:`finetune_bert_classifier` take ``device`` (default
+:func:`course_lib.training.get_device`); the model is built on the CPU (the same initial weights
+everywhere) and trained there. The functions that run a model move its inputs to the model's
+device and return their results on the CPU (the masking is drawn on the CPU, so a seed gives the
+same masks everywhere).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from ..batching import IGNORE_INDEX, pad_sequences
 from ..bert import (IS_NEXT, NOT_NEXT, BertConfig, BertForClassification, BertForPreTraining, BertModel,
                     make_nsp_pairs, mask_tokens)
 from ..tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
-from ..training import History, evaluating, set_seed, train
+from ..training import History, evaluating, get_device, set_seed, train
+from ..batching import model_device
 from .transfer import train_and_select
 
 __all__ = ["story_tokenizer", "nsp_examples", "bert_batch", "bert_loss", "evaluate_bert", "BertHistory",
@@ -125,11 +132,13 @@ def evaluate_bert(model: BertForPreTraining, examples, tokenizer: WordPieceToken
     _checks.check_int("seed", seed)
     _checks.check_positive_int("batch_size", batch_size)
     g = torch.Generator().manual_seed(seed)
+    device = model_device(model)
     mlm_hits = mlm_total = nsp_hits = 0
     mlm_loss_sum = nsp_loss_sum = 0.0
     with evaluating(model):
         for i in range(0, len(examples), batch_size):
-            batch = bert_batch(examples[i:i + batch_size], tokenizer, g)
+            # masked on the CPU with g (the same masks on every device), then moved to the model
+            batch = {k: v.to(device) for k, v in bert_batch(examples[i:i + batch_size], tokenizer, g).items()}
             mlm_logits, nsp_logits, _ = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
             chosen = batch["mlm_labels"] != IGNORE_INDEX
             mlm_hits += int((mlm_logits.argmax(-1)[chosen] == batch["mlm_labels"][chosen]).sum())
@@ -161,12 +170,13 @@ class BertHistory(History):
 
 def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceTokenizer, config, *, steps: int = 800,
                   batch_size: int = 64, lr: float = 2e-3, seed: int = 0, eval_every: int | None = None,
-                  live_plot=None, progress: bool = True):
+                  live_plot=None, progress: bool = True, device=None):
     """Build a :class:`~course_lib.bert.BertForPreTraining` and pretrain it with MLM + NSP.
 
     A fresh masking of a random batch at every step; AdamW with warm-up and cosine decay.
     Returns (model, history), a :class:`BertHistory`: the training loss of each step and its two
     parts (MLM, NSP); evaluations hold validation MLM and NSP accuracy and loss.
+    ``device``: where it trains and stays ("cpu", "cuda", "mps"), default ``get_device()``.
 
     Refused before training: no training or validation examples, a config that is not a BertConfig,
     one whose vocab_size is smaller than the tokenizer's or whose max_position_embeddings is shorter
@@ -186,7 +196,7 @@ def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceToken
                          f"longest example ({longest} tokens)")
     _checks.check_positive_int("batch_size", batch_size)
     set_seed(seed)
-    model = BertForPreTraining(config)
+    model = BertForPreTraining(config)  # built on the CPU: the same initial weights everywhere; train() moves it
     g = torch.Generator().manual_seed(seed)
 
     def batches(step):
@@ -204,7 +214,8 @@ def pretrain_bert(train_examples, validation_examples, tokenizer: WordPieceToken
 
     history = train(model, batches, loss_parts, steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed,
                     eval_every=eval_every, eval_fn=lambda m: evaluate_bert(m, validation_examples, tokenizer),
-                    live_plot=live_plot, progress=progress, desc="pretraining BERT (MLM + NSP)")
+                    live_plot=live_plot, progress=progress, desc="pretraining BERT (MLM + NSP)",
+                    device=get_device() if device is None else device)
     return model, BertHistory(**asdict(history), mlm_losses=mlm_losses, nsp_losses=nsp_losses)
 
 
@@ -217,12 +228,13 @@ def nsp_predictions(model: BertForPreTraining, examples, tokenizer: WordPieceTok
     _check_tokenizer(tokenizer)
     _checks.check_positive_int("batch_size", batch_size)
     out: list[bool] = []
+    device = model_device(model)
     with evaluating(model):
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
             ids = pad_sequences([x for x, _, _ in chunk], tokenizer.pad_id)
             types = pad_sequences([t for _, t, _ in chunk], 0)
-            _, nsp_logits, _ = model(ids, types, (ids != tokenizer.pad_id).long())
+            _, nsp_logits, _ = model(ids.to(device), types.to(device), (ids != tokenizer.pad_id).long().to(device))
             out += (nsp_logits.argmax(-1) == IS_NEXT).tolist()
     return out
 
@@ -245,6 +257,7 @@ def single_mask_accuracy(model: BertForPreTraining, examples, tokenizer: WordPie
     if not rows:
         raise ValueError("examples hold no ordinary token to mask")
     hits = 0
+    device = model_device(model)
     with evaluating(model):
         for i in range(0, len(rows), batch_size):
             chunk = rows[i:i + batch_size]
@@ -255,8 +268,8 @@ def single_mask_accuracy(model: BertForPreTraining, examples, tokenizer: WordPie
             answers = ids[rowsel, where].clone()
             attention = (ids != tokenizer.pad_id).long()
             ids[rowsel, where] = tokenizer.mask_id
-            mlm_logits, _, _ = model(ids, types, attention)
-            hits += int((mlm_logits[rowsel, where].argmax(-1) == answers).sum())
+            mlm_logits, _, _ = model(ids.to(device), types.to(device), attention.to(device))
+            hits += int((mlm_logits[rowsel, where].argmax(-1).cpu() == answers).sum())
     return hits / len(rows)
 
 
@@ -280,26 +293,28 @@ def _check_labelled(name: str, examples, num_classes: int) -> None:
 
 @torch.no_grad()
 def bert_classifier_logits(model: BertForClassification, examples, tokenizer: WordPieceTokenizer) -> torch.Tensor:
-    """The class scores of each labelled story, (N, C), the model in eval mode."""
+    """The class scores of each labelled story, (N, C) on the CPU, the model in eval mode (on its device)."""
     if not isinstance(model, BertForClassification):
         raise TypeError(f"model must be a BertForClassification, got {type(model).__name__}")
     _check_tokenizer(tokenizer)
     _check_labelled("examples", examples, model.head.out_features)
+    device = model_device(model)
     with evaluating(model):
-        return model(**_encode_texts(examples, tokenizer))[0]
+        return model(**{k: v.to(device) for k, v in _encode_texts(examples, tokenizer).items()})[0].cpu()
 
 
 def finetune_bert_classifier(examples, tokenizer: WordPieceTokenizer, *, pretrained: BertForPreTraining | None = None,
                              config: BertConfig | None = None, num_classes: int = 2, steps: int = 90,
                              batch_size: int = 16, lr: float = 1e-3, seed: int = 0, validation=None,
-                             eval_every: int | None = None) -> BertForClassification:
+                             eval_every: int | None = None, device=None) -> BertForClassification:
     """Fine-tune BERT on labelled stories (``.text``, ``.label``) through the pooled [CLS] vector.
 
     ``pretrained``: a BertForPreTraining to start from (its encoder and pooler are copied; the MLM
     and NSP heads are dropped, as in the BERT paper); otherwise a fresh BertModel of ``config``
     (from scratch). Every weight is trained with the mean cross-entropy at a constant lr. With
     ``validation`` and ``eval_every``, the step with the lowest validation loss is kept
-    (:func:`course_lib.tasks.transfer.train_and_select`).
+    (:func:`course_lib.tasks.transfer.train_and_select`). ``device``: where it trains and stays
+    ("cpu", "cuda", "mps"), default ``get_device()``.
     """
     if (pretrained is None) == (config is None):
         raise ValueError("give exactly one of pretrained (fine-tune) or config (from scratch)")
@@ -336,20 +351,22 @@ def finetune_bert_classifier(examples, tokenizer: WordPieceTokenizer, *, pretrai
         return F.cross_entropy(logits, torch.tensor([e.label for e in validation])).item()
 
     return train_and_select(model, batch, loss_fn, None if validation is None else validation_loss, steps=steps,
-                            lr=lr, seed=seed, eval_every=eval_every)
+                            lr=lr, seed=seed, eval_every=eval_every, device=device)
 
 
 def bert_finetune_arm(tokenizer: WordPieceTokenizer, *, pretrained: BertForPreTraining | None = None,
-                      config: BertConfig | None = None, lrs=(1e-3, 3e-3), steps: int = 90, eval_every: int = 30):
+                      config: BertConfig | None = None, lrs=(1e-3, 3e-3), steps: int = 90, eval_every: int = 30,
+                      device=None):
     """An arm of :func:`course_lib.tasks.transfer.run_experiment`, as
     :func:`course_lib.tasks.gpt.finetune_arm`: every lr of ``lrs``, the step and lr with the lowest
-    validation loss kept."""
+    validation loss kept. ``device``: where each run trains, default ``get_device()``."""
     if not lrs:
         raise ValueError("lrs must name at least one learning rate")
 
     def fit(train_examples, validation, seed):
         runs = [finetune_bert_classifier(train_examples, tokenizer, pretrained=pretrained, config=config, steps=steps,
-                                         lr=lr, seed=seed, validation=validation, eval_every=eval_every)
+                                         lr=lr, seed=seed, validation=validation, eval_every=eval_every,
+                                         device=device)
                 for lr in lrs]
         model = min(runs, key=lambda m: m.validation_loss)
         return lambda examples: bert_classifier_logits(model, examples, tokenizer).argmax(-1)

@@ -12,6 +12,11 @@
 
 Shapes: B batch, T tokens per row (<= block_size), V vocabulary size.
 
+Devices: the functions that build and train a model take ``device`` (default
+:func:`course_lib.training.get_device`: the GPU where there is one); the model is built on the CPU
+(the same initial weights everywhere) and trained there. The functions that run a model move its
+inputs to the model's device and return their results on the CPU.
+
 Arguments are checked before any work is done, so a bad one fails at once rather than minutes
 into training: texts and examples must be non-empty lists (of word lists; of examples with
 ``.words`` and an int ``.label`` in [0, num_classes)), every text must fit the context window,
@@ -33,7 +38,8 @@ from ..data.stories import EVENTS, FEELINGS, MOODS
 from ..batching import IGNORE_INDEX, epoch_batches, pad_sequences
 from ..gpt import GPT, GPTConfig, GPTForClassification
 from ..tokenizers import WordVocab
-from ..training import evaluating, set_seed, train
+from ..training import evaluating, get_device, set_seed, train
+from ..batching import model_device
 from .transfer import logistic_regression, train_and_select
 
 __all__ = ["encode_stories", "lm_batches", "text_windows", "lm_loss", "evaluate_lm", "pretrain_gpt",
@@ -154,11 +160,12 @@ def evaluate_lm(model: GPT, texts: Sequence[Sequence[str]], vocab: WordVocab, ba
 
 def pretrain_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTConfig, *, steps: int = 1000,
                  batch_size: int = 32, lr: float = 3e-3, seed: int = 0, eval_every: int | None = None,
-                 live_plot=None, progress: bool = True):
+                 live_plot=None, progress: bool = True, device=None):
     """Build a GPT and pretrain it with the language-model loss; returns (model, history).
 
     AdamW (weight decay 0.01) with warm-up and cosine decay; validation loss (nats per token)
     every ``eval_every`` steps. Both text lists are checked against the config before training.
+    ``device``: where it trains and stays ("cpu", "cuda", "mps"), default ``get_device()``.
     """
     if not isinstance(config, GPTConfig):
         raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
@@ -168,11 +175,12 @@ def pretrain_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTCon
         raise ValueError(f"config.vocab_size={config.vocab_size} is smaller than the vocabulary ({len(vocab)} words): "
                          f"use GPTConfig(vocab_size=len(vocab), ...)")
     set_seed(seed)
-    model = GPT(config)
+    model = GPT(config)  # built on the CPU: the same initial weights on every machine; train() moves it
     history = train(model, lm_batches(train_texts, vocab, config.block_size, batch_size, seed=seed), lm_loss,
                     steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed, eval_every=eval_every,
                     eval_fn=lambda m: {"val_loss": evaluate_lm(m, validation_texts, vocab)},
-                    live_plot=live_plot, progress=progress, desc="pretraining GPT")
+                    live_plot=live_plot, progress=progress, desc="pretraining GPT",
+                    device=get_device() if device is None else device)
     return model, history
 
 
@@ -184,8 +192,8 @@ def encode_examples(texts: Sequence[Sequence[str]], vocab: WordVocab):
 
 def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = None, config: GPTConfig | None = None,
                         lm_weight: float = 0.0, num_classes: int = 2, steps: int = 150, batch_size: int = 16,
-                        lr: float = 1e-3, seed: int = 0, validation=None, eval_every: int | None = None
-                        ) -> GPTForClassification:
+                        lr: float = 1e-3, seed: int = 0, validation=None, eval_every: int | None = None,
+                        device=None) -> GPTForClassification:
     """Fine-tune on labelled ``examples`` (objects with ``.words`` and ``.label``) with L3 = L2 + λ L1.
 
     ``pretrained``: a GPT to start from (copied, the original is untouched); otherwise a fresh GPT
@@ -196,6 +204,7 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
     ``validation`` (labelled examples) with ``eval_every``: the classification loss L2 on them is
     measured every ``eval_every`` steps and the model of the lowest one is returned (early stopping
     chosen on validation); ``model.selected_step`` and ``model.validation_loss`` say which.
+    ``device``: where it trains and stays ("cpu", "cuda", "mps"), default ``get_device()``.
     """
     if (pretrained is None) == (config is None):
         raise ValueError("give exactly one of pretrained (fine-tune) or config (from scratch)")
@@ -232,22 +241,23 @@ def finetune_classifier(examples, vocab: WordVocab, *, pretrained: GPT | None = 
 
     validation_loss = None if validation is None else (lambda m: classifier_loss(m, validation, vocab))
     return train_and_select(model, batch, loss_fn, validation_loss, steps=steps, lr=lr, seed=seed,
-                            eval_every=eval_every)
+                            eval_every=eval_every, device=device)
 
 
 def finetune_arm(vocab: WordVocab, *, pretrained: GPT | None = None, config: GPTConfig | None = None,
-                 lm_weight: float = 0.0, lrs=(1e-3, 3e-3), steps: int = 120, eval_every: int = 30):
+                 lm_weight: float = 0.0, lrs=(1e-3, 3e-3), steps: int = 120, eval_every: int = 30, device=None):
     """An arm of :func:`course_lib.tasks.transfer.run_experiment`: fine-tune (or train from scratch)
     with every learning rate of ``lrs``, stop at the multiple of ``eval_every`` steps with the lowest
     validation loss, and keep the (lr, steps) whose validation loss is lowest. Nothing is chosen
-    by hand or on test stories.
+    by hand or on test stories. ``device``: where each run trains, default ``get_device()``.
     """
     if not lrs:
         raise ValueError("lrs must name at least one learning rate")
 
     def fit(train_examples, validation, seed):
         runs = [finetune_classifier(train_examples, vocab, pretrained=pretrained, config=config, lm_weight=lm_weight,
-                                    steps=steps, lr=lr, seed=seed, validation=validation, eval_every=eval_every)
+                                    steps=steps, lr=lr, seed=seed, validation=validation, eval_every=eval_every,
+                                    device=device)
                 for lr in lrs]
         model = min(runs, key=lambda m: m.validation_loss)
         return lambda examples: classifier_predictions(model, examples, vocab)
@@ -267,7 +277,8 @@ def linear_probe_arm(pretrained: GPT, vocab: WordVocab, weight_decays=(1e-3, 1e-
     def features(examples) -> torch.Tensor:   # (N, d): h_l^m of each story
         ids, lengths = encode_examples([e.words for e in examples], vocab)
         with evaluating(pretrained):
-            h = pretrained.hidden_states(ids)
+            # run where the model is; the features go back to the CPU for logistic_regression
+            h = pretrained.hidden_states(ids.to(model_device(pretrained))).cpu()
         if int(lengths.min()) <= from_end:
             raise ValueError(f"from_end={from_end} reaches past the start of a story of {int(lengths.min())} tokens")
         return h[torch.arange(len(examples)), lengths - from_end]
@@ -313,9 +324,10 @@ def zero_shot_scores(model: GPT, examples, vocab: WordVocab) -> torch.Tensor:
                 starts.append(len(prefix) + 1)          # + 1 for <bos>: the position of "felt"
     _check_texts("examples (with an event)", texts, vocab, model.config.block_size)
     ids, lengths = vocab.encode_batch(texts, add_bos=True)
+    device = model_device(model)
     with evaluating(model):
-        logits = torch.cat([model(ids[i:i + 1024])[0] for i in range(0, len(ids), 1024)])
-    log_p = logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]   # (M, T-1): log P(token t+1)
+        logits = torch.cat([model(ids[i:i + 1024].to(device))[0] for i in range(0, len(ids), 1024)])
+    log_p = logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None].to(device))[..., 0].cpu()  # (M, T-1)
     predicted = torch.arange(1, ids.shape[1])[None]                                  # which token each predicts
     scored = (predicted >= torch.tensor(starts)[:, None]) & (predicted < lengths[:, None])
     per_text = (log_p * scored).sum(-1).view(len(examples), len(MOODS), -1)        # (N, moods, events)
@@ -356,8 +368,9 @@ def _classifier_logits(model: GPTForClassification, examples, vocab: WordVocab) 
     _check_examples(examples, model.head.out_features)
     _check_texts("examples", [e.words for e in examples], vocab, model.gpt.config.block_size)
     ids, lengths = encode_examples([e.words for e in examples], vocab)
+    device = model_device(model)
     with evaluating(model):
-        return model(ids, lengths=lengths)[0]
+        return model(ids.to(device), lengths=lengths.to(device))[0].cpu()   # (N, C), on the CPU
 
 
 @torch.no_grad()
@@ -446,13 +459,13 @@ def evaluate_lm_windowed(model: GPT, texts: Sequence[Sequence[str]], vocab: Word
 
 def pretrain_windowed_gpt(train_texts, validation_texts, vocab: WordVocab, config: GPTConfig, *,
                           steps: int = 300, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
-                          eval_every: int | None = None, live_plot=None, progress: bool = True):
+                          eval_every: int | None = None, live_plot=None, progress: bool = True, device=None):
     """:func:`pretrain_gpt` with a binding context window k = ``config.block_size``; returns (model, history).
 
     Trains on :func:`windowed_lm_batches` (batch_size windows of k tokens per step) and measures
     the validation loss with :func:`evaluate_lm_windowed` (every token with at most k tokens
     before it), so the stories may be longer than block_size. Same optimiser and schedule as
-    :func:`pretrain_gpt`.
+    :func:`pretrain_gpt`. ``device``: where it trains and stays, default ``get_device()``.
     """
     if not isinstance(config, GPTConfig):
         raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
@@ -463,9 +476,9 @@ def pretrain_windowed_gpt(train_texts, validation_texts, vocab: WordVocab, confi
                          f"use GPTConfig(vocab_size=len(vocab), ...)")
     batches = windowed_lm_batches(train_texts, vocab, config.block_size, batch_size, seed=seed)
     set_seed(seed)
-    model = GPT(config)
+    model = GPT(config)  # built on the CPU: the same initial weights on every machine; train() moves it
     history = train(model, batches, lm_loss, steps=steps, lr=lr, weight_decay=0.01, schedule="cosine", seed=seed,
-                    eval_every=eval_every,
+                    eval_every=eval_every, device=get_device() if device is None else device,
                     eval_fn=lambda m: {"val_loss": evaluate_lm_windowed(m, validation_texts, vocab)},
                     live_plot=live_plot, progress=progress, desc=f"pretraining GPT, k={config.block_size}")
     return model, history
@@ -515,6 +528,7 @@ def attention_weights(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     block l + 1: softmax(Q K^T / sqrt(d_k) + mask) of notebooks 01-02, with GPT's causal mask, so
     it is exactly 0 for s > t and each row sums to 1. Runs in eval mode (no dropout) and gives the
     model its mode and its blocks their ``need_weights`` back. idx: ids in [0, V), T <= block_size.
+    The model runs on its own device; the weights are returned on the CPU.
     """
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a GPT, got {type(model).__name__}")
@@ -524,8 +538,8 @@ def attention_weights(model: GPT, idx: torch.Tensor) -> torch.Tensor:
         for block in model.blocks:
             block.need_weights = True
         with evaluating(model):
-            model.hidden_states(idx)
-            return torch.stack([block.attn_weights for block in model.blocks])
+            model.hidden_states(idx.to(model_device(model)))
+            return torch.stack([block.attn_weights for block in model.blocks]).cpu()
     finally:
         for block, need in zip(model.blocks, saved):
             block.need_weights = need

@@ -24,7 +24,8 @@ from torch.nn import functional as F
 from .. import _checks
 from .._checks import shape_of
 from ..attention import MultiHeadAttention
-from ..training import set_seed, train
+from ..training import get_device, set_seed, train
+from ..batching import model_device
 
 __all__ = ["neighbour_batch", "NeighbourModel", "neighbour_loss", "head_offsets", "train_neighbour_model",
            "neighbour_accuracy",
@@ -90,7 +91,7 @@ def head_offsets(weights: torch.Tensor) -> list[tuple[int, float]]:
     if weights.dim() != 4 or weights.shape[-1] != weights.shape[-2] or 0 in weights.shape:
         raise ValueError(f"weights must have shape (B, h, T, T), got {shape_of(weights)}")
     B, h, T, _ = weights.shape
-    i = torch.arange(T)
+    i = torch.arange(T, device=weights.device)
     out = []
     for head in range(h):
         w = weights[:, head].mean(0)  # (T, T)
@@ -102,21 +103,23 @@ def head_offsets(weights: torch.Tensor) -> list[tuple[int, float]]:
 
 def train_neighbour_model(num_heads: int = 2, *, seed: int = 0, steps: int = 600, vocab_size: int = 16,
                           length: int = 8, d_model: int = 32, batch_size: int = 64, lr: float = 0.003,
-                          progress: bool = True):
+                          progress: bool = True, device=None):
     """The recipe of notebook 01's neighbour task: a NeighbourModel with ``num_heads`` heads, trained
     with the course's loop (AdamW, cosine schedule) on fresh random rows.
 
     The seed sets the initial weights and the rows drawn (a torch.Generator seeded with it).
+    ``device``: where it trains and stays ("cpu", "cuda", "mps"), default ``get_device()``.
     Returns (model, history).
     """
     _checks.check_positive_int("num_heads", num_heads)
     _checks.check_int("seed", seed)
     set_seed(seed)
+    # built on the CPU (the same initial weights everywhere), rows drawn on the CPU; train() moves both
     model = NeighbourModel(vocab_size=vocab_size, length=length, d_model=d_model, num_heads=num_heads)
     g = torch.Generator().manual_seed(seed)
     history = train(model, lambda step: neighbour_batch(batch_size, length, vocab_size, g), neighbour_loss,
                     steps=steps, lr=lr, schedule="cosine", seed=seed, live_plot=False, progress=progress,
-                    desc=f"{num_heads}-head self-attention")
+                    desc=f"{num_heads}-head self-attention", device=get_device() if device is None else device)
     return model, history
 
 
@@ -125,7 +128,7 @@ def neighbour_accuracy(model: NeighbourModel, tokens: torch.Tensor, targets: tor
     """Share of positions whose neighbour is named right: {"before": ..., "after": ..., "both": ...}.
 
     tokens (B, T) and targets (B, T, 2) as :func:`neighbour_batch` returns them; "both" is the
-    mean of the two (the accuracy notebook 01 prints).
+    mean of the two (the accuracy notebook 01 prints). The model runs on its own device.
     """
     if not isinstance(model, NeighbourModel):
         raise TypeError(f"model must be a NeighbourModel, got {type(model).__name__}")
@@ -136,10 +139,10 @@ def neighbour_accuracy(model: NeighbourModel, tokens: torch.Tensor, targets: tor
     was_training = model.training
     model.eval()
     try:
-        logits, _ = model(tokens)
+        logits, _ = model(tokens.to(model_device(model)))
     finally:
         model.train(was_training)
-    right = (logits.argmax(-1) == targets).float()  # (B, T, 2)
+    right = (logits.argmax(-1).cpu() == targets.cpu()).float()  # (B, T, 2)
     before, after = right[..., 0].mean().item(), right[..., 1].mean().item()
     return {"before": before, "after": after, "both": (before + after) / 2}
 

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from .. import _checks
 from ..data.stories import FEELINGS, MOODS, MoodExample, MoodTask
 from ..tokenizers import WordVocab
-from ..training import train
+from ..batching import model_device
+from ..training import get_device, train
 
 __all__ = ["FewLabelSplit", "few_label_split", "feeling_similarity", "within_minus_across", "train_and_select", "logistic_regression", "bag_of_words",
            "ExperimentResults", "run_experiment", "METRICS"]
@@ -126,8 +127,9 @@ def feeling_similarity(embedding: torch.Tensor, ids: Sequence[int]) -> torch.Ten
     n = sum(len(words) for words in FEELINGS.values())
     if len(ids) != n:
         raise ValueError(f"ids must hold the {n} feeling words' ids (happy first), got {len(ids)}")
-    rows = F.normalize(embedding.detach()[torch.as_tensor(list(ids))].float(), dim=-1)
-    return rows @ rows.T
+    # Computed where the embedding lives (a GPU for a model trained there), returned on the CPU.
+    rows = F.normalize(embedding.detach()[torch.as_tensor(list(ids), device=embedding.device)].float(), dim=-1)
+    return (rows @ rows.T).cpu()
 
 
 def within_minus_across(similarity: torch.Tensor) -> float:
@@ -137,7 +139,7 @@ def within_minus_across(similarity: torch.Tensor) -> float:
     if not isinstance(similarity, torch.Tensor) or similarity.shape != (2 * n, 2 * n):
         raise ValueError(f"similarity must be a ({2 * n}, {2 * n}) tensor from feeling_similarity, got "
                          f"{_checks.shape_of(similarity) if isinstance(similarity, torch.Tensor) else type(similarity).__name__}")
-    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=similarity.device)
     within = torch.cat([similarity[:n, :n][off_diagonal], similarity[n:, n:][off_diagonal]]).mean()
     return (within - similarity[:n, n:].mean()).item()
 
@@ -147,7 +149,7 @@ def within_minus_across(similarity: torch.Tensor) -> float:
 
 
 def train_and_select(model: torch.nn.Module, batch, loss_fn, validation_loss=None, *, steps: int, lr: float,
-                     seed: int, eval_every: int | None = None) -> torch.nn.Module:
+                     seed: int, eval_every: int | None = None, device=None) -> torch.nn.Module:
     """Fine-tune ``model`` with the course's loop (AdamW, weight decay 0.01, a constant ``lr``, so
     the model at step s of a long run is the model of an s-step run); ``batch(step)`` and
     ``loss_fn(model, batch)`` as for :func:`course_lib.training.train`.
@@ -155,6 +157,7 @@ def train_and_select(model: torch.nn.Module, batch, loss_fn, validation_loss=Non
     With ``validation_loss(model) -> float`` and ``eval_every``: the loss is measured every
     ``eval_every`` steps and at the end, the state with the lowest is loaded back (early stopping
     chosen on validation), and ``model.selected_step`` / ``model.validation_loss`` say which.
+    ``device``: where it trains (the model is moved there), default ``get_device()``.
     Returns the model.
     """
     if (validation_loss is None) != (eval_every is None):
@@ -169,7 +172,8 @@ def train_and_select(model: torch.nn.Module, batch, loss_fn, validation_loss=Non
         return {"val_loss": loss}
 
     history = train(model, batch, loss_fn, steps=steps, lr=lr, weight_decay=0.01, seed=seed, live_plot=False,
-                    progress=False, eval_fn=keep_best if validation_loss is not None else None, eval_every=eval_every)
+                    progress=False, eval_fn=keep_best if validation_loss is not None else None, eval_every=eval_every,
+                    device=get_device() if device is None else device)
     if best:
         model.load_state_dict(best["state"])
         model.selected_step, model.validation_loss = history.evals[best["index"]]["step"], best["loss"]

@@ -28,7 +28,8 @@ from ..batching import epoch_batches
 from ..encoder_decoder import EncoderDecoder
 from ..gru_translator import AttentionGRUTranslator
 from ..tokenizers import WordVocab
-from ..training import evaluating, set_seed, train
+from ..training import evaluating, get_device, set_seed, train
+from ..batching import model_device
 
 __all__ = [
     "AttentionGRUTranslator",
@@ -100,10 +101,7 @@ def _check_vocab_fits(name: str, vocab: WordVocab, size: int) -> None:
                          f"use the vocabulary the model was built with")
 
 
-def _device(model: nn.Module) -> torch.device:
-    """Where the model's parameters live (the CPU for a model without any)."""
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
+_device = model_device  # where the model's parameters live (the CPU for a model without any)
 
 
 def encode_pairs(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab):
@@ -318,13 +316,14 @@ def alignment_score(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: W
 def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, score: str = "additive",
                      d_model: int = 64, steps: int = 400, batch_size: int = 64, lr: float = 0.01,
                      seed: int = 0, eval_every: int | None = None, live_plot=None, progress: bool = True,
-                     attention: bool = True):
+                     attention: bool = True, device=None):
     """Build an :class:`AttentionGRUTranslator` and train it on ``corpus.train`` with the course's loop.
 
     Returns (model, history); the history's evaluations hold validation exact match.
     The same recipe serves notebook 01 and ``python -m course_lib.figures``. ``attention=False``
     trains the same encoder-decoder with a fixed context (the last encoder state) instead.
-    The seed sets the initial weights and the order of the batches.
+    The seed sets the initial weights and the order of the batches. ``device``: where it trains
+    and stays ("cpu", "cuda", "mps"), default ``get_device()``; the model is built on the CPU.
     """
     _check_corpus(corpus)
     _check_vocabs(src_vocab, tgt_vocab)
@@ -336,6 +335,7 @@ def train_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVocab, *, scor
         steps=steps, lr=lr, schedule="cosine", seed=seed, eval_every=eval_every,
         eval_fn=lambda m: evaluate_translation(m, corpus.validation, src_vocab, tgt_vocab),
         live_plot=live_plot, progress=progress, desc=f"{score} attention" if attention else "no attention",
+        device=get_device() if device is None else device,
     )
     return model, history
 
@@ -365,7 +365,7 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
                                  dropout: float = 0.1, norm_first: bool = False, max_len: int = 32,
                                  steps: int = 600, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
                                  eval_every: int | None = None, live_plot=None, progress: bool = True,
-                                 desc: str | None = None, validate: bool = True, **parts):
+                                 desc: str | None = None, validate: bool = True, device=None, **parts):
     """Build an :class:`~course_lib.encoder_decoder.EncoderDecoder` and train it on ``corpus.train``.
 
     AdamW with a cosine schedule (linear warm-up over the first 5% of the steps), the course's
@@ -373,7 +373,8 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
     ``validate=False`` none at all: the history holds the training losses only, and
     ``eval_every`` must be None). Returns (model, history).
     ``parts`` (``positions``, ``causal``, ``residual``, ``layer_norm``) go to the model: set one
-    False to train it without that part.
+    False to train it without that part. ``device``: where it trains and stays ("cpu", "cuda",
+    "mps"), default ``get_device()``; the model is built on the CPU (the same initial weights everywhere).
     """
     _check_corpus(corpus)
     _check_vocabs(src_vocab, tgt_vocab)
@@ -389,6 +390,7 @@ def train_transformer_translator(corpus, src_vocab: WordVocab, tgt_vocab: WordVo
         eval_fn=(lambda m: evaluate_translation(m, corpus.validation, src_vocab, tgt_vocab)) if validate else None,
         live_plot=live_plot, progress=progress,
         desc=desc or f"Transformer ({'pre' if norm_first else 'post'}-norm)",
+        device=get_device() if device is None else device,
     )
     return model, history
 

@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 from .. import _checks
 from ..batching import IGNORE_INDEX
 from ..bert import BertForPreTraining, BertModel, mask_tokens
+from ..batching import model_device
 from ..training import evaluating
 from .base import FigureWidget, HTMLWidget, Memo, canvas_to_png, status_note, widget_figure
 
@@ -181,9 +182,10 @@ def _fill_mask(model, tokenizer, text: str, top: int, max_length: int | None):
     if len(where) == 0:
         raise ValueError(f"text has no [MASK] in its first {max_length} tokens, all that is used" if cut else
                          "write [MASK] where a word should be predicted")
+    device = model_device(model)  # the model runs where it is; its scores come back to the CPU
     with evaluating(model):
-        logits, _, _ = model(ids, torch.tensor([encoded["token_type_ids"]]))
-    probs = torch.softmax(logits[0, int(where[0])], -1)
+        logits, _, _ = model(ids.to(device), torch.tensor([encoded["token_type_ids"]], device=device))
+    probs = torch.softmax(logits[0, int(where[0])].cpu(), -1)
     best = torch.topk(probs, top)
     tokens = [tokenizer.itos[i] for i in ids[0].tolist()]
     return tokens, [(tokenizer.itos[i], p) for i, p in zip(best.indices.tolist(), best.values.tolist())], cut
@@ -254,9 +256,11 @@ def _attentions(model: BertModel, tokenizer, encoded: dict):
     if len(encoded["input_ids"]) > positions:
         raise ValueError(f"text_a and text_b make {len(encoded['input_ids'])} tokens, more than the model's "
                          f"max_position_embeddings={positions}: shorten them, or pass max_length")
+    device = model_device(model)  # the model runs where it is; the maps come back to the CPU (to draw)
     with evaluating(model):
-        out = model(torch.tensor([encoded["input_ids"]]), torch.tensor([encoded["token_type_ids"]]))
-    return [tokenizer.itos[i] for i in encoded["input_ids"]], torch.stack([a[0] for a in out.attentions])
+        out = model(torch.tensor([encoded["input_ids"]], device=device),
+                    torch.tensor([encoded["token_type_ids"]], device=device))
+    return [tokenizer.itos[i] for i in encoded["input_ids"]], torch.stack([a[0] for a in out.attentions]).cpu()
 
 
 def attention_grid(attentions: torch.Tensor, gap: int = 1) -> np.ndarray:
@@ -405,6 +409,7 @@ def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict
     sums = {role: torch.zeros(L, h) for role in ("[CLS]", "[SEP]", "previous", "next", "itself", "same word")}
     counts = {role: 0 for role in sums}
     special = torch.tensor(tokenizer.special_ids)
+    device = model_device(model)
     with evaluating(model):
         for i in range(0, len(pairs), batch_size):
             batch = tokenizer.encode_batch(*zip(*pairs[i:i + batch_size]))            # each (B, T)
@@ -413,7 +418,9 @@ def head_roles(model: BertModel, tokenizer, pairs, batch_size: int = 32) -> dict
             if T > model.config.max_position_embeddings:
                 raise ValueError(f"pairs[{i}:{i + batch_size}] has a pair of {T} tokens, more than the model's "
                                  f"max_position_embeddings={model.config.max_position_embeddings}")
-            attn = torch.stack(model(ids, batch["token_type_ids"], batch["attention_mask"]).attentions, 1)
+            # the model runs where it is; its maps come back to the CPU, where the counting happens
+            attn = torch.stack(model(*(batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask"))
+                                     ).attentions, 1).cpu()
             # attn: (B, L, h, T, T)
             keys = {"[CLS]": ids == tokenizer.cls_id, "[SEP]": ids == tokenizer.sep_id}
             for role, is_key in keys.items():

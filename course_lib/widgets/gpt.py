@@ -17,6 +17,7 @@ import torch
 from .. import _checks
 from ..gpt import GPT, next_token_probs
 from ..tokenizers import WordVocab
+from ..batching import model_device
 from ..training import evaluating
 from .base import FigureWidget, Memo, canvas_to_png, short_text, status_note, widget_figure
 
@@ -66,11 +67,11 @@ def _prompt_ids(prompt: str, vocab: WordVocab, block_size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _next_logits(model: GPT, vocab: WordVocab, prompt: str) -> torch.Tensor:
-    """The logits (V,) of the word after ``<bos> prompt``."""
+    """The logits (V,) of the word after ``<bos> prompt``, on the CPU (the model runs on its device)."""
     ids = _prompt_ids(prompt, vocab, model.config.block_size)
     with evaluating(model):
-        logits, _ = model(ids)
-    return logits[0, -1]
+        logits, _ = model(ids.to(model_device(model)))
+    return logits[0, -1].cpu()
 
 
 def _top_words(logits: torch.Tensor, vocab: WordVocab, temperature: float, top_k: int | None,
@@ -112,9 +113,10 @@ def continue_text(model: GPT, vocab: WordVocab, prompt: str, temperature: float 
     room = model.config.block_size - ids.shape[1]
     if room < 1:
         raise ValueError(f"the prompt fills the whole context window of {model.config.block_size} tokens")
-    out = model.generate(ids, min(max_new_words, room), temperature, top_k, torch.Generator().manual_seed(seed),
-                         stop_token=vocab.eos_id)
-    return vocab.decode(out[0, ids.shape[1]:])
+    # A CPU generator: generate() samples on the CPU, so a seed writes the same story on every device.
+    out = model.generate(ids.to(model_device(model)), min(max_new_words, room), temperature, top_k,
+                         torch.Generator().manual_seed(seed), stop_token=vocab.eos_id)
+    return vocab.decode(out[0, ids.shape[1]:].cpu())
 
 
 class GenerationExplorer(FigureWidget):

@@ -9,7 +9,9 @@
   ``BertModel.from_pretrained(folder)`` loads a Hugging Face BERT folder, e.g. the bundled
   all-MiniLM-L6-v2 (:func:`course_lib.pretrained.minilm_path`).
 - :class:`BertForPreTraining`: the masked-language-model head (tied to the word embeddings)
-  and the next-sentence head on [CLS]; the pretraining loss is their sum.
+  and the next-sentence head on [CLS]; the pretraining loss is their sum. ``save_pretrained(folder)``
+  writes a folder that ``transformers.BertForPreTraining.from_pretrained`` reads with the same
+  logits; ``BertForPreTraining.from_pretrained(folder)`` reads one back, heads included.
 - :class:`BertForClassification`: fine-tuning (微调): a linear layer on the pooled [CLS] vector.
 - :func:`mask_tokens`: the notes' 15% / 80-10-10 rule. :func:`make_nsp_pairs`: 50% IsNext, 50% NotNext.
 
@@ -34,6 +36,7 @@ from torch.nn import functional as F
 
 from . import _checks
 from .batching import IGNORE_INDEX  # MLM labels at positions that were not selected: no loss there
+from .checkpoints import check_model_folder, save_model_folder, write_files_atomically
 from .tokenizers import WordPieceTokenizer
 from .training import evaluating
 from .transformer import EncoderLayer, init_normal
@@ -94,6 +97,42 @@ class BertConfig:
             return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
         except (TypeError, ValueError) as e:
             raise type(e)(f"{path}: {e}") from None
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict, ``{"vocab_size": 30522, ...}``: ``BertConfig(**d)`` rebuilds it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json(self, path) -> pathlib.Path:
+        """Write a Hugging Face ``config.json`` at ``path`` (a file name); returns it as a ``pathlib.Path``.
+
+        The inverse of :meth:`from_json`: the fields of :meth:`to_dict`, plus ``model_type``
+        "bert" and the Hugging Face settings whose defaults could differ from this model
+        (see :func:`_hf_config`), so that ``transformers.BertConfig.from_pretrained`` reads the
+        same model. Written atomically (a temporary file, then renamed over the old one); missing
+        folders are created. Refused: ``path`` not a str or path (``TypeError``), a folder or a
+        path under a file (``ValueError``).
+        """
+        path = _checks.check_writable_path("path", path)
+        text = json.dumps(_hf_config(self), indent=2, sort_keys=True) + "\n"
+        write_files_atomically(path.parent, {path.name: lambda tmp: pathlib.Path(tmp).write_text(text, encoding="utf-8")})
+        return path
+
+
+def _hf_config(config: BertConfig, architectures: list[str] | None = None, dtype: torch.dtype | None = None) -> dict:
+    """``config`` as a Hugging Face BERT config.json dict, every setting that changes the computation spelt out.
+
+    ``pad_token_id`` 0: the course's tokenizers put [PAD] (or <pad>) at id 0; transformers uses it
+    only as the word embedding's ``padding_idx`` (that row gets no gradient when it trains), never
+    in the forward pass. ``position_embedding_type`` "absolute": learned positions, as here.
+    """
+    hf = {**config.to_dict(), "model_type": "bert", "pad_token_id": 0, "position_embedding_type": "absolute",
+          "tie_word_embeddings": True, "is_decoder": False, "add_cross_attention": False, "use_cache": True,
+          "classifier_dropout": None, "initializer_range": 0.02}
+    if architectures is not None:
+        hf["architectures"] = list(architectures)
+    if dtype is not None:
+        hf["dtype"] = str(dtype).removeprefix("torch.")
+    return hf
 
 
 class BertOutput(NamedTuple):
@@ -341,6 +380,114 @@ class BertForPreTraining(nn.Module):
             nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)
             loss = nsp_loss if loss is None else loss + nsp_loss  # the two losses add up
         return mlm_logits, nsp_logits, loss
+
+    # --- Hugging Face checkpoints ------------------------------------------------------------
+    def save_pretrained(self, path) -> pathlib.Path:
+        """Save as a Hugging Face ``BertForPreTraining`` folder: ``path/config.json`` + ``path/model.safetensors``.
+
+        ``transformers.BertForPreTraining.from_pretrained(path)`` then gives the same
+        ``prediction_logits`` and ``seq_relationship_logits`` as this model's MLM and NSP logits
+        (eval mode), and :meth:`from_pretrained` gives back the same weights. The tensors get
+        transformers' names, as its ``save_pretrained`` writes them: the encoder under ``bert.``,
+        the heads under ``cls.`` (``cls.predictions.transform.dense`` / ``.LayerNorm``,
+        ``cls.predictions.bias``, ``cls.seq_relationship``); the MLM decoder's weight (the word
+        embeddings, tied) and bias (``cls.predictions.bias``, tied) are not written twice.
+        config.json: :meth:`BertConfig.to_json`'s fields with ``architectures``
+        ["BertForPreTraining"]; ``pad_token_id`` 0 (the course's [PAD] id).
+
+        Each file is written to a temporary file in the folder, then renamed over the old one:
+        an interrupted save leaves the folder's previous files whole; other files (a vocabulary,
+        logs) are left alone. The folder is created with its parents if missing. Refused:
+        ``path`` not a str or path (``TypeError``), an existing file or an unwritable folder
+        (``ValueError`` naming it), a config with ``hidden_act`` "relu" (``ValueError``: this
+        model's MLM head always uses GELU, transformers' would use ReLU). Returns the folder.
+        """
+        folder = check_model_folder("path", path)
+        config = self.bert.config
+        _check_gelu_head(config, "cannot be saved for transformers")
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        tensors = {f"bert.{theirs}": state[f"bert.{ours}"]
+                   for theirs, ours in _bert_names(config.num_hidden_layers).items()}
+        tensors.update({theirs: state[ours] for theirs, ours in _bert_head_names().items()})
+        hf = _hf_config(config, ["BertForPreTraining"], self.bert.word_embeddings.weight.dtype)
+        return save_model_folder(folder, hf, tensors)
+
+    @classmethod
+    def from_pretrained(cls, path) -> "BertForPreTraining":
+        """Load a Hugging Face ``BertForPreTraining`` folder (config.json + model.safetensors), in eval mode.
+
+        The encoder is loaded by :meth:`BertModel.from_pretrained`, with all its checks; the heads
+        from the ``cls.*`` tensors: ``cls.predictions.transform.dense`` -> ``mlm_transform[0]``,
+        ``cls.predictions.transform.LayerNorm`` -> ``mlm_transform[2]``, ``cls.predictions.bias``
+        -> ``mlm_bias``, ``cls.seq_relationship`` -> ``nsp_head``. Skipped: the tied copies
+        ``cls.predictions.decoder.weight`` (the word embeddings) and ``.bias`` that older files
+        hold. The heads' names and shapes are checked against config.json before anything loads.
+
+        Refused (``ValueError`` naming the file and the problem): a folder without the heads (a
+        ``BertModel`` checkpoint: use :meth:`BertModel.from_pretrained`), a missing, unknown or
+        misshapen head tensor, ``hidden_act`` other than "gelu" (the MLM head here always uses
+        GELU), and whatever :meth:`BertModel.from_pretrained` refuses. ``path`` must be a str or
+        a path (``TypeError``); a folder without the two files raises ``FileNotFoundError``.
+        """
+        path = _checks.check_path("path", path)
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{path} must contain config.json and model.safetensors (a BERT folder)")
+        config = BertConfig.from_json(path / "config.json")
+        _check_gelu_head(config, f"in {path / 'config.json'} cannot be loaded into BertForPreTraining")
+        file = path / "model.safetensors"
+        shapes = _safetensors_shapes(file)
+        found = {k for k in shapes if k.startswith("cls.")}
+        if not found:
+            raise ValueError(f"{file} holds no pretraining heads (no cls.* tensor): an encoder-only checkpoint? "
+                             "Load it with BertModel.from_pretrained")
+        # very old checkpoints call LayerNorm's weight and bias gamma and beta
+        old_names = any(k.endswith("embeddings.LayerNorm.gamma") for k in shapes)
+        norm = ("gamma", "beta") if old_names else ("weight", "bias")
+        heads, skip = _bert_head_names(norm), r"cls\.predictions\.decoder\.(weight|bias)"
+        if "cls.predictions.bias" not in found and "cls.predictions.decoder.bias" in found:
+            heads["cls.predictions.decoder.bias"] = heads.pop("cls.predictions.bias")  # the tied copy only
+            skip = r"cls\.predictions\.decoder\.weight"
+        _checks.check_checkpoint_keys(f"{file} (BERT pretraining heads)", found, heads, skip=skip)
+        H, V = config.hidden_size, config.vocab_size
+        expected = {"mlm_transform.0.weight": (H, H), "mlm_transform.0.bias": (H,), "mlm_transform.2.weight": (H,),
+                    "mlm_transform.2.bias": (H,), "mlm_bias": (V,), "nsp_head.weight": (2, H), "nsp_head.bias": (2,)}
+        wrong = [f"{theirs} {shapes[theirs]} (config.json asks for {expected[ours]})"
+                 for theirs, ours in heads.items() if shapes[theirs] != expected[ours]]
+        if wrong:
+            raise ValueError(f"{file} does not fit config.json: " + ", ".join(wrong))
+        bert = BertModel.from_pretrained(path)
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                loaded = {ours: f.get_tensor(theirs) for theirs, ours in heads.items()}
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{file} is not a readable safetensors file ({e}): a damaged or truncated download? "
+                             "Download or copy it again") from None
+        with torch.device("meta"):  # the heads' shapes only: the encoder is the one just loaded
+            model = cls(config)
+        model.bert = bert
+        dtype = bert.word_embeddings.weight.dtype  # a float16 file loads into float32 heads, as the encoder does
+        state = {f"bert.{k}": v for k, v in bert.state_dict().items()}
+        state.update({k: v.to(dtype) for k, v in loaded.items()})
+        model.load_state_dict(state, strict=True, assign=True)
+        return model.eval()
+
+
+def _bert_head_names(norm: tuple[str, str] = ("weight", "bias")) -> dict[str, str]:
+    """Hugging Face BertForPreTraining head names -> :class:`BertForPreTraining`'s; ``norm``: LayerNorm's two names."""
+    names = {"cls.predictions.transform.dense.weight": "mlm_transform.0.weight",
+             "cls.predictions.transform.dense.bias": "mlm_transform.0.bias",
+             "cls.predictions.bias": "mlm_bias",
+             "cls.seq_relationship.weight": "nsp_head.weight", "cls.seq_relationship.bias": "nsp_head.bias"}
+    for kind, their_kind in zip(("weight", "bias"), norm):
+        names[f"cls.predictions.transform.LayerNorm.{their_kind}"] = f"mlm_transform.2.{kind}"
+    return names
+
+
+def _check_gelu_head(config: BertConfig, what: str) -> None:
+    """transformers' MLM head uses ``hidden_act``, this one always GELU: they agree only for "gelu"."""
+    if config.hidden_act != "gelu":
+        raise ValueError(f"a BERT with hidden_act={config.hidden_act!r} {what}: BertForPreTraining's MLM head "
+                         "always uses GELU, transformers' uses hidden_act, so their predictions would differ")
 
 
 class BertForClassification(nn.Module):

@@ -12,10 +12,16 @@ random numbers decide dropout masks and batch order, so they are part of "where 
 Writes are atomic (a crash never leaves half a file behind) and reads use
 ``torch.load(..., weights_only=True)``, so loading a file never runs code from it. A file that
 cannot be used raises ``CheckpointError`` naming the file and what is wrong.
+
+Models are also saved in the Hugging Face layout, a folder with config.json + model.safetensors
+(``GPT.save_hf_gpt2``, ``BertForPreTraining.save_pretrained``): ``save_model_folder`` writes one
+with ``write_files_atomically`` (every file whole, or the old ones left as they were).
 """
 
+import json
 import numbers
 import os
+import pathlib
 import pickle
 import pickletools
 import random
@@ -25,13 +31,14 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch  # save_file, looked up at call time (tests replace it to simulate a failed write)
 import torch
 from torch import nn
 
 from ._checks import check_bool, check_device, check_writable_path, shape_of
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint",
-           "rng_state", "set_rng_state"]
+           "rng_state", "set_rng_state", "check_model_folder", "save_model_folder", "write_files_atomically"]
 
 CHECKPOINT_FORMAT = "course_lib.checkpoint/1"  # the "format" entry of every file; load refuses others
 
@@ -540,3 +547,80 @@ def load_checkpoint(path, model, *, optimizer=None, map_location="cpu", restore_
     if ready is not None:
         _apply(ready, generators)
     return {"step": content.get("step"), "extra": content.get("extra") or {}}
+
+
+# -----------------------------------------------------------------------------
+# Hugging Face model folders (config.json + model.safetensors), written atomically
+
+
+def check_model_folder(name: str, path) -> pathlib.Path:
+    """``path`` must name a folder to save a Hugging Face model in (it may not exist yet).
+
+    ``TypeError``: not a str or path. ``ValueError``, naming it: '', an existing file, a path under
+    a file, or a folder this user may not write in. Returns it as a ``pathlib.Path``.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or a pathlib.Path naming a folder, got {type(path).__name__} "
+                        f"{path!r:.60}")
+    if str(path) == "":
+        raise ValueError(f"{name} must name a folder, e.g. 'runs/gpt', got ''")
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a file: a model is saved as a folder (config.json + "
+                         "model.safetensors), name a folder")
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{name}={str(path)!r} cannot be created: {str(parent)!r} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{name}={str(path)!r} cannot be written: no permission to write in {str(parent)!r}")
+            break
+    return path
+
+
+def save_model_folder(folder: pathlib.Path, config: dict, tensors: dict[str, torch.Tensor]) -> pathlib.Path:
+    """Write ``folder/config.json`` and ``folder/model.safetensors`` atomically; returns ``folder``.
+
+    ``tensors`` must not share memory (safetensors refuses that): leave tied copies out.
+    """
+    # metadata "format": "pt" is what transformers writes and checks when it loads the file
+    write_files_atomically(folder, {
+        "model.safetensors": lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata={"format": "pt"}),
+        "config.json": lambda tmp: pathlib.Path(tmp).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n",
+                                                                encoding="utf-8"),
+    })
+    return folder
+
+
+def write_files_atomically(folder: pathlib.Path, writers: dict) -> None:
+    """Write the files ``folder/name`` with ``writers[name](temporary_file_name)``, each one whole.
+
+    Each file goes to a temporary file in ``folder`` first (``os.replace`` is atomic only within
+    one file system) and the renames start only once every file is complete and on disk: a failure
+    or an interrupt while writing leaves the previous files as they were and removes the temporary
+    ones. (Only a crash between two renames, a moment, would mix an old file with a new one.)
+    ``folder`` is created with its parents if missing.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot create the folder {str(folder)!r}: {e.strerror}") from e
+    temps = []
+    try:
+        for name, write in writers.items():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + ".tmp")
+            os.close(fd)
+            temps.append((tmp, folder / name))
+            write(tmp)
+            with open(tmp, "rb+") as f:  # rb+: Windows cannot fsync a read-only handle
+                os.fsync(f.fileno())     # on disk before it gets its real name
+        for tmp, final in temps:
+            os.chmod(tmp, 0o644)  # mkstemp makes it private (0o600): give it a saved file's usual mode
+            os.replace(tmp, final)
+    except BaseException:  # KeyboardInterrupt too: never leave half a file or a stray temporary one
+        for tmp, _ in temps:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
+        raise

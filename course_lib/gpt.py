@@ -11,6 +11,8 @@ embedding matrix W_e and the position embedding matrix W_p:
 Each block is notebook 02's :class:`~course_lib.transformer.EncoderLayer` in its pre-norm form
 (GPT-2's arrangement) with GPT-2's GELU, run with a causal mask: one-directional, position t sees
 positions <= t only. Fine-tuning (the notes' L2 and L3 = L2 + λ L1) is :class:`GPTForClassification`.
+``GPT.from_hf_gpt2(folder)`` loads a Hugging Face GPT-2 folder; ``model.save_hf_gpt2(folder)`` writes
+one that ``transformers.GPT2LMHeadModel.from_pretrained`` reads with the same logits.
 
 Shapes: B batch, T sequence length (T <= block_size), d = n_embd, V vocabulary size.
 
@@ -39,6 +41,7 @@ from torch.nn import functional as F
 
 from . import _checks
 from .attention import KVCache, causal_mask
+from .checkpoints import check_model_folder, save_model_folder
 from .batching import IGNORE_INDEX  # targets with this value (padding) do not count in the loss
 from .training import evaluating
 from .transformer import EncoderLayer, init_normal
@@ -286,6 +289,56 @@ class GPT(nn.Module):
         model.load_state_dict(ours, strict=True)
         return model.eval()
 
+    def save_hf_gpt2(self, path) -> pathlib.Path:
+        """Save this model as a Hugging Face GPT-2 folder: ``path/config.json`` + ``path/model.safetensors``.
+
+        The inverse of :meth:`from_hf_gpt2`: ``transformers.GPT2LMHeadModel.from_pretrained(path)``
+        then computes the same logits as this model (eval mode), and ``GPT.from_hf_gpt2(path)``
+        gives back the same weights. The tensors get GPT-2's names under ``transformer.``, as
+        ``GPT2LMHeadModel.save_pretrained`` writes them: linear weights transposed to ``Conv1D``'s
+        (in, out), and W_q, W_k, W_v stacked into one ``c_attn``; ``lm_head.weight`` is left out
+        (it is ``wte.weight``, tied, and transformers ties it again when loading).
+
+        config.json fixes every GPT-2 setting that changes the computation rather than leaving it
+        to transformers' defaults: ``activation_function`` "gelu_pytorch_tanh" (the course's
+        GELU, torch's tanh approximation: GPT-2's "gelu_new" is the same formula written out,
+        equal only to float rounding), ``n_inner`` = 4 * n_embd (the MLP width), attention scaled
+        by 1 / sqrt(head size) only (``scale_attn_weights`` true, no per-layer scaling, no
+        reordering), ``layer_norm_epsilon``, the three dropouts = config.dropout, tied embeddings.
+        ``bos_token_id`` and ``eos_token_id`` are null: the ids depend on the tokenizer.
+
+        A model made with ``bias=False`` is saved with zero biases (GPT-2 always has them): the
+        same function, and it loads back as ``bias=True`` with those zeros.
+
+        Each file is written to a temporary file in the folder, then renamed over the old one, so an
+        interrupted save leaves the folder's previous files whole. ``path`` is the folder (created
+        with its parents if missing), a str or a path (``TypeError`` otherwise); an existing file
+        there, or a folder that cannot be written, raises ``ValueError`` naming it. Other files in
+        the folder (a tokenizer, logs) are left alone. Returns the folder as a ``pathlib.Path``.
+        """
+        folder = check_model_folder("path", path)
+        c = self.config
+        state = {k: v.detach().to("cpu") for k, v in self.state_dict().items()}
+        tensors = {}
+        for theirs, targets in _gpt2_names(c.n_layer).items():
+            parts = [state[name] if name in state else _zero_bias(state, name) for name in targets]
+            t = torch.cat(parts) if len(parts) > 1 else parts[0]  # c_attn: W_q, W_k, W_v stacked
+            if theirs.endswith(".weight") and (".attn." in theirs or ".mlp." in theirs):
+                t = t.T  # nn.Linear (out, in) -> Conv1D (in, out)
+            tensors["transformer." + theirs] = t.contiguous()
+        dtype = str(self.wte.weight.dtype).removeprefix("torch.")
+        config = {
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+            "vocab_size": c.vocab_size, "n_positions": c.block_size, "n_ctx": c.block_size,
+            "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head, "n_inner": 4 * c.n_embd,
+            "activation_function": "gelu_pytorch_tanh", "layer_norm_epsilon": c.layer_norm_eps,
+            "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
+            "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+            "add_cross_attention": False, "tie_word_embeddings": True, "initializer_range": 0.02,
+            "bos_token_id": None, "eos_token_id": None, "pad_token_id": None, "use_cache": True, "dtype": dtype,
+        }
+        return save_model_folder(folder, config, tensors)
+
 
 _GPT2_FIELDS = ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd")
 
@@ -335,6 +388,12 @@ def _gpt2_names(n_layer: int) -> dict[str, tuple[str, ...]]:
             for kind in ("weight", "bias"):
                 names[f"h.{i}.{theirs}.{kind}"] = tuple(f"blocks.{i}.{o}.{kind}" for o in ours)
     return names
+
+
+def _zero_bias(state: dict, name: str) -> torch.Tensor:
+    """The zero bias GPT-2 needs where a ``bias=False`` model has none: ``name`` ends in ``.bias``."""
+    weight = state[name.removesuffix(".bias") + ".weight"]  # Linear (out, in) or LayerNorm (d,)
+    return torch.zeros(weight.shape[0], dtype=weight.dtype)
 
 
 def _check_next_token_probs(logits, temperature=1.0, top_k=None):

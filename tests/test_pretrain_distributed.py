@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,32 @@ def key_bias_apart(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, torch
     if name.endswith("attention.self.key.bias"):  # BERT
         return tensor[:0], tensor
     return tensor, tensor[:0]
+
+
+def test_two_machines_form_trains_like_one_process(tmp_path):
+    """README's several-machines command, with both 'machines' on this one: two torchrun launchers,
+    --nnodes=2 and their own --node-rank, meeting at one --rdzv-endpoint (the c10d rendezvous)."""
+    corpus = make_story_corpus(1000, seed=5)
+    text = tmp_path / "stories.txt"
+    text.write_text("\n".join(s.text for s in corpus.train))
+    one = run([sys.executable], "gpt", text, tmp_path / "one")
+
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_DEVICE="cpu")
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    out = tmp_path / "two_nodes"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={rank}",
+                               "--nproc_per_node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+                               "--rdzv-id=course_test", "-m", "course_lib.pretrain", "gpt", "--text", str(text),
+                               "--out", str(out), *ARGS],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in (0, 1)]
+    results = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, results):
+        assert node.returncode == 0, err[-3000:]
+    two = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in two] == [r["step"] for r in one]
+    assert max(abs(a["loss"] - b["loss"]) for a, b in zip(one, two)) < 1e-5

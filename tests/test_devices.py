@@ -3,11 +3,11 @@
 The functions that build and train a model take ``device`` (default ``get_device()``), build the
 model on the CPU and train it there; the functions that run a model move its inputs to the
 model's device and return their results on the CPU. CI has no GPU, so those code paths run here
-on a *pretend* GPU: :class:`FakeGPU`, a ``torch.overrides.TorchFunctionMode``, marks the tensors
-that "are on the GPU" (a model's parameters after ``.to("cuda")``, every tensor moved with
-``.to`` / ``.cuda``, made with ``device="cuda"`` or computed from a marked tensor) while their
-numbers stay on the CPU. It raises as CUDA does when an operation mixes a marked tensor with an
-unmarked CPU tensor (CPU scalars excepted, as on CUDA), when a marked tensor goes to NumPy, and
+on a *pretend* GPU (tests/pretend_gpu.py): :class:`FakeGPU`, a ``torch.overrides.TorchFunctionMode``,
+marks the tensors that "are on the GPU" (a model's parameters after ``.to("cuda")``, every tensor
+moved with ``.to`` / ``.cuda``, made with ``device="cuda"`` or computed from a marked tensor) while
+their numbers stay on the CPU. It raises as CUDA does when an operation mixes a marked tensor with
+an unmarked CPU tensor (CPU scalars excepted, as on CUDA), when a marked tensor goes to NumPy, and
 when a CPU generator samples from marked probabilities. So a function that forgets to move its
 inputs, or lets a GPU result meet a CPU tensor, fails here; and since the arithmetic really runs
 on the CPU, every result must equal the plain CPU run bit for bit.
@@ -15,11 +15,11 @@ on the CPU, every result must equal the plain CPU run bit for bit.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 
+import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 import course_lib.batching
 import course_lib.training
@@ -37,146 +37,9 @@ from course_lib.tokenizers import WordVocab
 from course_lib.widgets import bert as WB
 from course_lib.widgets import gpt as WG
 
+from pretend_gpu import GPU, DeviceMix, FakeGPU, fake_gpu, is_gpu_device, on_gpu
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-GPU = torch.device("cuda")
-_MARK = "_on_fake_gpu"
-
-
-# -----------------------------------------------------------------------------
-# the pretend GPU
-
-
-class DeviceMix(RuntimeError):
-    """What CUDA raises when a GPU tensor meets a CPU tensor; raised here by FakeGPU."""
-
-
-def on_gpu(t) -> bool:
-    return isinstance(t, torch.Tensor) and getattr(t, _MARK, False)
-
-
-def _tensors(x):
-    if isinstance(x, torch.Tensor):
-        yield x
-    elif isinstance(x, (list, tuple)):
-        for v in x:
-            yield from _tensors(v)
-    elif isinstance(x, dict):
-        for v in x.values():
-            yield from _tensors(v)
-
-
-def _mark(x):
-    for t in _tensors(x):
-        setattr(t, _MARK, True)
-    return x
-
-
-def _is_device(d) -> bool:
-    if isinstance(d, torch.device):
-        return True
-    if isinstance(d, str):
-        try:
-            torch.device(d)
-        except RuntimeError:
-            return False
-        return True
-    return False
-
-
-def _is_gpu(d) -> bool:
-    return _is_device(d) and torch.device(d).type == "cuda"
-
-
-# Packed sequences (the GRU translator): CUDA keeps their batch sizes and lengths on the CPU, so these
-# take CPU tensors beside GPU ones, and the two packing functions return them on the CPU (second output).
-_CPU_ARGUMENTS = {"_pack_padded_sequence", "_pad_packed_sequence", "gru", "lstm", "rnn_tanh", "rnn_relu"}
-_CPU_SECOND_OUTPUT = {"_pack_padded_sequence", "_pad_packed_sequence"}
-
-
-class FakeGPU(TorchFunctionMode):
-    """Inside ``with FakeGPU():`` marked tensors count as being on "cuda" (see the module's docstring)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        name = getattr(func, "__name__", str(func))
-        if func == torch.Tensor.device.__get__:
-            return GPU if on_gpu(args[0]) else func(*args, **kwargs)
-        if func in (torch.Tensor.to, torch.Tensor.cuda, torch.Tensor.cpu):
-            return self._move(func, args, kwargs)
-        made_on_gpu = _is_gpu(kwargs.get("device"))   # torch.arange(T, device="cuda"), torch.tensor(..., device=...)
-        if made_on_gpu:
-            kwargs["device"] = "cpu"
-        tensors = list(_tensors((args, kwargs)))
-        if func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__):
-            # CUDA takes CPU index tensors for a GPU tensor, not GPU indices for a CPU tensor
-            if not on_gpu(args[0]) and any(on_gpu(t) for t in _tensors(args[1])):
-                raise DeviceMix(f"{name}: indices on the GPU for a tensor on the CPU")
-            tensors = [args[0]]
-        elif func == torch.Tensor.copy_ or name in _CPU_ARGUMENTS:
-            tensors = [t for t in tensors if on_gpu(t)]   # copies across devices are allowed
-        gpu = any(on_gpu(t) for t in tensors)
-        cpu = [tuple(t.shape) for t in tensors if not on_gpu(t) and t.dim() > 0]  # CPU scalars may meet GPU ones
-        if gpu and cpu:
-            raise DeviceMix(f"{name}: Expected all tensors to be on the same device, but found tensors on cuda "
-                            f"(the fake GPU) and on cpu (shapes {cpu})")
-        if gpu and func == torch.Tensor.numpy:
-            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy it first")
-        generator = kwargs.get("generator")
-        if gpu and isinstance(generator, torch.Generator) and generator.device.type != "cuda":
-            raise DeviceMix(f"{name}: Expected a 'cuda' device type for generator but found 'cpu'")
-        out = func(*args, **kwargs)
-        if gpu and name in _CPU_SECOND_OUTPUT:
-            return (_mark(out[0]), *out[1:])
-        return _mark(out) if gpu or made_on_gpu else out
-
-    def _move(self, func, args, kwargs):
-        """x.to(...), x.cuda(), x.cpu(): the numbers stay on the CPU, the mark says where the tensor is."""
-        t, rest = args[0], list(args[1:])
-        if func == torch.Tensor.cuda:
-            target, call, rest = GPU, torch.Tensor.to, []
-            kwargs = {k: v for k, v in kwargs.items() if k == "non_blocking"}
-        elif func == torch.Tensor.cpu:
-            target, call = torch.device("cpu"), torch.Tensor.to
-        else:
-            target, call = None, func
-            if _is_device(kwargs.get("device")):
-                target, kwargs["device"] = kwargs["device"], "cpu"
-            for i, a in enumerate(rest):
-                if isinstance(a, torch.Tensor):   # x.to(other): other's device and dtype
-                    target, rest[i] = (GPU if on_gpu(a) else a.device), a.dtype
-                elif _is_device(a):
-                    target, rest[i] = a, torch.device("cpu")
-        out = call(t, *rest, **kwargs)
-        if target is None:   # a dtype only: the device stays
-            return _mark(out) if on_gpu(t) else out
-        gpu = torch.device(target).type == "cuda"
-        if gpu == on_gpu(t):
-            return out
-        if isinstance(t, torch.nn.Parameter) and out is t:   # Module.to(): the parameter itself moves
-            if gpu:
-                setattr(t, _MARK, True)
-            else:
-                delattr(t, _MARK)
-            return t
-        if out is t:
-            out = t.view_as(t)   # a new tensor, as a copy to another device is
-        return _mark(out) if gpu else out
-
-
-@contextlib.contextmanager
-def fake_gpu(*modules):
-    """``modules`` on the pretend GPU (parameters and buffers marked) for the block, then back."""
-    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
-    for t in tensors:
-        setattr(t, _MARK, True)
-    try:
-        with FakeGPU():
-            yield
-    finally:
-        for t in tensors:
-            if hasattr(t, _MARK):
-                delattr(t, _MARK)
 
 
 @pytest.fixture
@@ -185,7 +48,7 @@ def cuda_accepted(monkeypatch):
     real = course_lib.training.check_device
 
     def check(name, device, **kwargs):
-        return GPU if _is_gpu(device) else real(name, device, **kwargs)
+        return GPU if is_gpu_device(device) else real(name, device, **kwargs)
 
     monkeypatch.setattr(course_lib.training, "check_device", check)
     monkeypatch.setattr(course_lib.batching, "check_device", check)
@@ -302,11 +165,16 @@ def test_fake_gpu_refuses_what_cuda_refuses(stories):
             logits.argmax(-1) == ids                              # a GPU result meets a CPU tensor
         with pytest.raises(TypeError, match="numpy"):
             logits.numpy()
+        with pytest.raises(TypeError, match="numpy"):
+            np.asarray(logits)                                    # as matplotlib converts what it plots
         with pytest.raises(DeviceMix, match="generator"):
             torch.multinomial(logits[:, -1].softmax(-1), 1, generator=torch.Generator())
         back = logits.cpu()
         assert not on_gpu(back) and back.device.type == "cpu" and torch.equal(back, expected)
         assert (logits.argmax(-1).cpu() == ids).dtype == torch.bool  # once on the CPU, it may
+        twin = copy.deepcopy(model)                               # a copy stays on the GPU, as on CUDA
+        assert model_device(twin) == GPU and all(on_gpu(b) for b in twin.buffers())
+        assert torch.equal(twin(ids.to(GPU))[0].cpu(), expected)
     assert not any(on_gpu(p) for p in model.parameters())        # the model is back
 
 

@@ -42,7 +42,8 @@ from .training import evaluating
 from .transformer import EncoderLayer, init_normal
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "BertForPreTraining", "BertForClassification", "mask_tokens", "make_nsp_pairs",
-           "mean_pool", "sentence_embeddings", "IGNORE_INDEX", "IS_NEXT", "NOT_NEXT"]
+           "mean_pool", "sentence_embeddings", "hf_pretraining_names", "hf_pretraining_config", "IGNORE_INDEX", "IS_NEXT",
+           "NOT_NEXT"]
 
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in the original BERT
 
@@ -488,6 +489,21 @@ def _check_gelu_head(config: BertConfig, what: str) -> None:
     if config.hidden_act != "gelu":
         raise ValueError(f"a BERT with hidden_act={config.hidden_act!r} {what}: BertForPreTraining's MLM head "
                          "always uses GELU, transformers' uses hidden_act, so their predictions would differ")
+
+
+def hf_pretraining_names(num_layers: int) -> dict[str, str]:
+    """transformers' ``BertForPreTraining`` tensor names -> :class:`BertForPreTraining`'s, for a model with
+    ``num_layers`` encoder layers (the tied copies ``cls.predictions.decoder.*`` left out)."""
+    names = {f"bert.{theirs}": f"bert.{ours}" for theirs, ours in _bert_names(num_layers).items()}
+    names.update(_bert_head_names())
+    return names
+
+
+def hf_pretraining_config(config: BertConfig) -> dict:
+    """``config`` as the fields of a transformers ``BertConfig`` that builds the same BertForPreTraining
+    (every setting spelt out); ``ValueError`` for a config whose MLM head transformers computes differently."""
+    _check_gelu_head(config, "has no twin in transformers")
+    return _hf_config(config, ["BertForPreTraining"])
 
 
 class BertForClassification(nn.Module):

@@ -19,7 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # Longest first, so that the two processes finish together: the browser tests, then the
 # notebooks under nbval (slowest first), then the unit tests.
-_NOTEBOOK_ORDER = ["03_gpt", "04_bert", "02_transformer", "01_attention", "05_pytorch_basics"]
+_NOTEBOOK_ORDER = ["03_gpt", "04_bert", "06_frameworks", "02_transformer", "01_attention", "05_pytorch_basics"]
 
 
 def _rank(item) -> tuple:

@@ -57,9 +57,10 @@ def test_the_exercises_are_registered_in_notebook_order():
         "layer_norm", "add_and_norm", "positional_encoding", CAUSAL, "padding_mask",            # 02
         "gpt_combined_loss", "lm_inputs_and_targets", "next_token_distribution", "last_token_states",  # 03
         "mlm_masking", "bert_input", "wordpiece",                                               # 04
-        "folder_dataset", "pad_collate", "training_step",                                       # 05
+        "folder_dataset", "pad_collate", "training_step", "hwc_to_chw",                         # 05
+        "collator_setting",                                                                     # 06
     ]
-    assert len(exercise_names()) == 20
+    assert len(exercise_names()) == 22
 
 
 def _registered_mistakes():

@@ -261,7 +261,7 @@ def test_a_learner_who_prints_a_lot_still_gets_the_verdict(name):
 
 
 # Exercises whose results are not tensors (a Dataset, lists of tokens, a float): nothing to require grad.
-NOT_TENSORS = ("folder_dataset", "bert_input", "wordpiece", "training_step")
+NOT_TENSORS = ("folder_dataset", "bert_input", "wordpiece", "training_step", "collator_setting")
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in NOT_TENSORS])

@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 # The course's order: the lesson a PyTorch beginner starts with, then the rest in sequence.
-ORDER = ["05_pytorch_basics", "01_attention", "02_transformer", "03_gpt", "04_bert"]
+ORDER = ["05_pytorch_basics", "01_attention", "02_transformer", "03_gpt", "04_bert", "06_frameworks"]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -118,7 +118,7 @@ def test_each_lesson_names_the_next_one():
 
 
 def test_the_last_lesson_sends_nobody_back():
-    # 04's "what comes next" must not present another lesson of the course as the next one.
+    # the last lesson's "what comes next" must not present another lesson of the course as the next one.
     paragraph = _next_paragraph(ORDER[-1])
     named = re.findall(r"\bnotebook (\d\d)\b", paragraph, flags=re.IGNORECASE)
     assert not named, f"{ORDER[-1]}'s next names notebook(s) {named}: {paragraph[:200]}"

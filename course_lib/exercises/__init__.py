@@ -16,13 +16,13 @@ Modules:
 - ``engine``: the registry, ``check`` / ``hint`` / ``solution`` and the data types
   (how to add an exercise is in its docstring);
 - ``output_checker``: ``OutputChecker``, the "compare outputs with a reference" checker;
-- one module per notebook, each registering its exercises when imported (twenty in all, each
+- one module per notebook, each registering its exercises when imported (twenty-two in all, each
   placed in its notebook right after the section it practises):
   ``attention`` (01: soft_attention, scaled_dot_product_attention, key_value_attention, split_heads,
   multi_head_self_attention), ``transformer`` (02: layer_norm, add_and_norm, positional_encoding,
   causal_mask, padding_mask), ``gpt`` (03: gpt_combined_loss, lm_inputs_and_targets,
   next_token_distribution, last_token_states), ``bert`` (04: mlm_masking, bert_input, wordpiece),
-  ``pytorch_basics`` (05: folder_dataset, pad_collate, training_step).
+  ``pytorch_basics`` (05: folder_dataset, pad_collate, training_step, hwc_to_chw), ``frameworks`` (06: collator_setting).
 """
 
 from course_lib.exercises.engine import (
@@ -47,7 +47,7 @@ from course_lib.exercises.output_checker import OutputChecker
 
 # Imported for their side effect, in notebook order (the order of exercise_names()):
 # each registers its notebook's exercises.
-from course_lib.exercises import attention, transformer, gpt, bert, pytorch_basics  # noqa: F401
+from course_lib.exercises import attention, transformer, gpt, bert, pytorch_basics, frameworks  # noqa: F401
 
 __all__ = [
     "Case",

@@ -21,7 +21,7 @@ import pytest
 from lab_driver import CONTROLS, Interaction, NotebookPage, NotebookRun
 
 # Heaviest first, so that when tests run side by side (pytest -n 2) the long ones start early.
-NOTEBOOKS = ["03_gpt", "02_transformer", "01_attention", "04_bert", "05_pytorch_basics"]
+NOTEBOOKS = ["03_gpt", "04_bert", "06_frameworks", "02_transformer", "01_attention", "05_pytorch_basics"]
 RUN_TIMEOUT_S = 900
 
 # What to type into each text box, by its label: words each model knows.

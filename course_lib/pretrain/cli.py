@@ -167,12 +167,14 @@ def main(argv=None) -> int:
     except UsageError as e:
         parser.error(str(e))
     ctx = distributed.start()
+    finished = False
     try:
         record = run(args, text, tokenizer, data, ctx)
+        finished = True
     except UsageError as e:
         parser.error(str(e))
     finally:
-        distributed.stop(ctx)
+        distributed.stop(ctx, wait_for_all=finished)
     if ctx.is_main and not args.quiet and record:
         print(f"step {record['step']}: loss {record['loss']:.4f}"
               + (f", val_loss {record['val_loss']:.4f}" if "val_loss" in record else "")

@@ -70,9 +70,17 @@ def start() -> Context:
     return Context(rank, world_size, local_rank, device, backend)
 
 
-def stop(ctx: Context) -> None:
-    """Leave the process group (every process, also after an error, so none waits for it)."""
+def stop(ctx: Context, wait_for_all: bool = True) -> None:
+    """Leave the process group (every process, also after an error, so none waits for it).
+
+    After a run that finished, the processes first wait for each other (a barrier): rank 0 is still
+    writing files when the others are done, and a process that tears down its gloo connections while
+    another one still holds them can be killed by gloo at exit ("terminate called without an active
+    exception"). After an error there is no barrier: the others may never arrive.
+    """
     if ctx.distributed and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -30,7 +30,6 @@ import tempfile
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .. import _checks
 
@@ -72,7 +71,7 @@ def load_minilm_classifier(path=None, num_labels: int = 2, seed: int = 0):
     (default: the bundled all-MiniLM-L6-v2), never downloaded.
 
     The encoder and the pooler come from the checkpoint; the classifier head, Linear(384, num_labels),
-    is new, initialised from ``seed`` (transformers warns that it is "newly initialized": expected).
+    is new, initialised from ``seed`` (transformers' note that it is "newly initialized" is silenced: it is the point).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 

@@ -326,24 +326,17 @@ def save_checkpoint(path, model, *, optimizer=None, step=None, extra: dict | Non
     if rng:  # an optional entry: files without it (older ones, rng=False) keep loading
         content["rng"] = rng_state(generators)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder as the target: os.replace is only atomic within one file system.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+        # a temporary file in the same folder, then one rename: an interrupted save never damages an
+        # existing checkpoint (the mechanism the Hugging Face folders below use too)
+        write_files_atomically(path.parent, {path.name: lambda tmp: _torch_save(content, tmp)})
     except OSError as e:
-        raise OSError(e.errno, f"cannot write the checkpoint path={str(path)!r}: {e.strerror}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(content, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the file gets its real name
-        os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt too: never leave a half-written file around
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        raise OSError(e.errno, f"cannot write the checkpoint path={str(path)!r}: {e.strerror or e}") from e
     return path
+
+
+def _torch_save(content: dict, file_name: str) -> None:
+    with open(file_name, "wb") as f:
+        torch.save(content, f)
 
 
 def _describe(value) -> str:

@@ -101,9 +101,6 @@ def _check_vocab_fits(name: str, vocab: WordVocab, size: int) -> None:
                          f"use the vocabulary the model was built with")
 
 
-_device = model_device  # where the model's parameters live (the CPU for a model without any)
-
-
 def encode_pairs(pairs: Sequence, src_vocab: WordVocab, tgt_vocab: WordVocab):
     """Sentence pairs -> src (B, S), src_lengths (B,), tgt_in (B, T) = <bos> y_1..y_n, tgt_out (B, T) = y_1..y_n <eos>.
 
@@ -144,7 +141,7 @@ def _batch(batch) -> tuple:
 def _source_ids(model: nn.Module, zh_words: Sequence[str], src_vocab: WordVocab) -> torch.Tensor:
     """One Chinese sentence (a list of words) -> its ids (1, S) on the model's device."""
     _check_words(zh_words)
-    return torch.tensor([src_vocab.encode(zh_words)], device=_device(model))
+    return torch.tensor([src_vocab.encode(zh_words)], device=model_device(model))
 
 
 def trace_translation(model: AttentionGRUTranslator, zh_words: Sequence[str], src_vocab: WordVocab,
@@ -205,7 +202,7 @@ def greedy_translations(model: AttentionGRUTranslator | EncoderDecoder, pairs: S
     _check_pairs(pairs)
     _check_vocabs(src_vocab, tgt_vocab)
     _checks.check_positive_int("batch_size", batch_size)
-    device = _device(model)
+    device = model_device(model)
     out = []
     with evaluating(model):
         for i in range(0, len(pairs), batch_size):
@@ -257,7 +254,7 @@ def forced_attention(model: AttentionGRUTranslator, pairs: Sequence, src_vocab: 
     """
     _check_model(model, (nn.Module,))
     src, src_lengths, tgt_in, _ = encode_pairs(pairs, src_vocab, tgt_vocab)
-    device = _device(model)
+    device = model_device(model)
     with evaluating(model):
         _, weights = model(src.to(device), src_lengths, tgt_in.to(device))
     return [weights[b, :len(p.en), :len(p.zh)].cpu() for b, p in enumerate(pairs)]
@@ -445,7 +442,7 @@ def cross_attention_alignment(model: EncoderDecoder, pairs: Sequence, src_vocab:
     """
     _check_model(model, (EncoderDecoder,))
     src, _, tgt_in, _ = encode_pairs(pairs, src_vocab, tgt_vocab)
-    device = _device(model)
+    device = model_device(model)
     cross = _teacher_forced_maps(model, src.to(device), tgt_in.to(device))["cross"]  # (L, B, h, T, S)
     weights = [cross[:, b, :, :len(p.en), :len(p.zh)] for b, p in enumerate(pairs)]  # (L, h, en, zh)
     return alignment_hits(weights, pairs)

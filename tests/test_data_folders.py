@@ -66,3 +66,15 @@ def test_tokenized_dataset_in_spawned_workers_gives_the_same_batches(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(alone, spawned))
     with pytest.raises(TypeError, match="vocab"):
         TokenizedDataset(data, vocab=None)
+
+
+def test_a_class_from_a_notebook_like_main_fails_in_a_spawned_worker():
+    """Notebook 05's demonstration: the class runs without workers, and a spawned worker cannot find it."""
+    from course_lib.data.folders import notebook_class_in_spawned_worker
+
+    worked, lines = notebook_class_in_spawned_worker()
+    assert not worked
+    assert lines[0] == "[[0, 1, 4, 9], [16, 25, 36, 49]]"  # the same Dataset, no workers
+    assert "AttributeError: Can't get attribute 'Squares' on <module '__main__' (built-in)>" in lines
+    assert any(line.startswith("RuntimeError: DataLoader worker") and "pid" not in line for line in lines)
+    assert not any("/" in line for line in lines)  # no file paths of the machine that ran it

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numbers
 import pathlib
+import re
+import subprocess
+import sys
 
 import torch
 from torch.utils.data import Dataset
@@ -23,7 +26,8 @@ from .. import _checks
 from ..batching import pad_sequences
 from .stories import MOOD_TEXTS_PER_MOOD, MOODS, make_mood_task
 
-__all__ = ["make_story_folder", "FolderTextDataset", "TokenizedDataset", "pad_collate"]
+__all__ = ["make_story_folder", "FolderTextDataset", "TokenizedDataset", "pad_collate", "NOTEBOOK_STYLE_PROGRAM",
+           "notebook_class_in_spawned_worker"]
 
 
 def make_story_folder(root, per_class: int = 50, seed: int = 0) -> pathlib.Path:
@@ -135,3 +139,41 @@ def pad_collate(batch, pad_id: int = 0):
         raise type(e)(f"batch's token ids: {e}") from None
     lengths = torch.tensor([len(s) for s in seqs])
     return ids, lengths, torch.tensor([label for _, label in batch])
+
+
+# A program whose Dataset class lives in __main__ and has no file behind it, as a class written in a
+# notebook does. Run with ``python -c``, it is what a notebook does on Windows and macOS.
+NOTEBOOK_STYLE_PROGRAM = """\
+import torch
+from torch.utils.data import DataLoader
+
+class Squares(torch.utils.data.Dataset):   # written in __main__, as in a notebook cell
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return i * i
+
+print([b.tolist() for b in DataLoader(Squares(), batch_size=4)])            # no workers: fine
+list(DataLoader(Squares(), batch_size=4, num_workers=1, multiprocessing_context="spawn"))
+print("the spawned worker found Squares")
+"""
+
+
+def notebook_class_in_spawned_worker(timeout: float = 120) -> tuple[bool, list[str]]:
+    """Run :data:`NOTEBOOK_STYLE_PROGRAM` in a fresh Python (``python -c``, so ``__main__`` has no file,
+    like a notebook's kernel) and report what happened: ``(worked, lines)``.
+
+    ``worked`` is True when the spawned worker could load the class (it cannot: it looks for
+    ``Squares`` in its own ``__main__``, which never ran that code). ``lines`` are what the program
+    printed and the error lines of its output (the worker's ``AttributeError``, the loader's
+    ``RuntimeError``), without the tracebacks' file paths.
+    """
+    result = subprocess.run([sys.executable, "-c", NOTEBOOK_STYLE_PROGRAM], capture_output=True, text=True,
+                            timeout=timeout)
+    lines = [re.sub(r" \(pid(\(s\))? [\d, ]+\)", "", line.strip()) for line in result.stderr.splitlines()]
+    worker = list(dict.fromkeys(line for line in lines if line.startswith("AttributeError")))
+    loader = [line for line in lines if line.startswith("RuntimeError")][-1:]   # what the program itself raised
+    errors = worker + loader
+    printed = [line for line in result.stdout.splitlines() if line]
+    return result.returncode == 0 and "the spawned worker found Squares" in printed, printed + errors
